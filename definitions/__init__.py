@@ -1,1 +1,1 @@
-"""Definitions: the plan, units, calendar and rubrics as data, with their loader, schema and importer."""
+"""Definitions: the plan, units, calendar and rubrics as data, with loader and importer."""
