@@ -1,1 +1,53 @@
+"""The Flask application: factory, extensions and blueprints. It holds no business rule."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask_wtf import CSRFProtect
+
+from app import auth, database, pages
+from app.settings import Settings
+
+csrf = CSRFProtect()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the application. Nothing here touches the database or migrates."""
+    settings = Settings.from_env()
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.config.update(
+        SECRET_KEY=settings.secret_key(),
+        CCHC_SETTINGS=settings,
+        CCHC_DATABASE_URL=settings.database_url,
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_HTTPONLY=True,
+    )
+    if config:
+        app.config.update(config)
+
+    database.init_app(app)
+    csrf.init_app(app)
+    auth.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+    pages.register_filters(app)
+
+    from app.cli import main as cchc_cli  # the same commands as `cchc`, under `flask cchc`
+
+    app.cli.add_command(cchc_cli, name="cchc")
+
+    @app.after_request
+    def _security_headers(response: Any) -> Any:
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return app

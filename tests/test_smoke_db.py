@@ -10,8 +10,12 @@ from workflow.models import Organization
 
 def _add_org(session: Session, slug: str) -> None:
     session.add(
-        Organization(slug=slug, name="Phường thử", audit_origin=f"test/{slug}",
-                     created_at=datetime(2026, 1, 1, tzinfo=UTC))
+        Organization(
+            slug=slug,
+            name="Phường thử",
+            audit_origin=f"test/{slug}",
+            created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
     )
     session.commit()
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -18,8 +18,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from workflow.states import RemarkKind, RequestState, Role, TaskState, check_in
@@ -33,12 +35,32 @@ NAMING_CONVENTION = {
 }
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass a timezone-aware instant")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime}
 
 
 def _utc(column_name: str) -> Mapped[datetime]:
-    return mapped_column(column_name, DateTime(timezone=True), nullable=False)
+    return mapped_column(column_name, UtcDateTime(), nullable=False)
 
 
 class Organization(Base):
@@ -83,7 +105,7 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = _utc("created_at")
 
     unit: Mapped[Unit | None] = relationship()
@@ -121,9 +143,7 @@ class Plan(Base):
     definition_text: Mapped[str] = mapped_column(Text)
     imported_at: Mapped[datetime] = _utc("imported_at")
 
-    tasks: Mapped[list[PlanTask]] = relationship(
-        back_populates="plan", order_by="PlanTask.number"
-    )
+    tasks: Mapped[list[PlanTask]] = relationship(back_populates="plan", order_by="PlanTask.number")
 
 
 class PlanTask(Base):
@@ -167,8 +187,8 @@ class TaskInstance(Base):
     due_date: Mapped[date | None] = mapped_column(Date)
     state: Mapped[str] = mapped_column(String(32), index=True)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
-    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     created_at: Mapped[datetime] = _utc("created_at")
     updated_at: Mapped[datetime] = _utc("updated_at")
@@ -176,7 +196,8 @@ class TaskInstance(Base):
     plan_task: Mapped[PlanTask] = relationship()
     unit: Mapped[Unit] = relationship()
 
-    __mapper_args__ = {"version_id_col": version}
+    # SQLAlchemy reads this mapping once, at class creation; it is never mutated.
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
 class CoordinationRequest(Base):
@@ -198,10 +219,11 @@ class CoordinationRequest(Base):
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
     responded_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     requested_at: Mapped[datetime] = _utc("requested_at")
-    responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    responded_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
-    __mapper_args__ = {"version_id_col": version}
+    # SQLAlchemy reads this mapping once, at class creation; it is never mutated.
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
 class Contribution(Base):
@@ -231,7 +253,7 @@ class Evidence(Base):
     filename: Mapped[str] = mapped_column(String(255))
     uploader_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
     created_at: Mapped[datetime] = _utc("created_at")
-    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Remark(Base):
@@ -262,5 +284,5 @@ class Notification(Base):
     message: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = _utc("created_at")
-    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -1,0 +1,422 @@
+"""The `cchc` command line: setup, serving, the plan, tasks, users and the audit log.
+
+Every command that prints data takes --json. Commands parse their input, call the domain
+and print the outcome; a refusal exits 1 with its code and Vietnamese message.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from app.clock import SystemClock
+from app.settings import ORGANIZATION_NAME, Settings, audit_origin
+from definitions.calendar import load_calendar
+from definitions.importer import ImportProblems, import_plan
+from definitions.loader import (
+    PlanDefinitionError,
+    default_plan_path,
+    load_plan,
+    load_units,
+)
+from definitions.timeframe import TimeframeError, parse_timeframe
+from workflow.accounts import create_user, find_user, set_password
+from workflow.bootstrap import DEMO_PASSWORD, demo_accounts, initialize_ward
+from workflow.db import make_engine, session_factory
+from workflow.errors import DomainError
+from workflow.migrate import upgrade
+from workflow.models import Organization, Unit
+from workflow.planning import units_by_code
+from workflow.queries import list_instances, list_users, organizations
+from workflow.trail import SYSTEM
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Runtime:
+    """What a command needs, created on first use so that `--help` touches nothing."""
+
+    def __init__(self) -> None:
+        self.settings = Settings.from_env()
+        self.clock = SystemClock()
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: commits when the block ends normally, rolls back otherwise."""
+        with session_factory(self.engine)() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def organization(self, session: Session, slug: str | None) -> Organization:
+        orgs = organizations(session)
+        if slug is not None:
+            orgs = [o for o in orgs if o.slug == slug]
+        if not orgs:
+            fail("not_initialized", "Chưa có dữ liệu phường. Hãy chạy `cchc init` trước.")
+        if len(orgs) > 1:
+            fail("organization_required", "Có nhiều phường trong cơ sở dữ liệu: hãy chỉ rõ --org.")
+        return orgs[0]
+
+
+pass_runtime = click.make_pass_decorator(Runtime, ensure=True)
+
+
+def fail(code: str, message: str) -> None:
+    """Report a refusal the same way everywhere: code and message on stderr, exit 1."""
+    click.echo(f"Lỗi [{code}]: {message}", err=True)
+    sys.exit(1)
+
+
+def emit(data: Any, as_json: bool, text: Callable[[Any], str] | None = None) -> None:
+    if as_json or text is None:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default))
+    else:
+        click.echo(text(data))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+
+
+def org_option(func: F) -> F:
+    return click.option("--org", "org_slug", default=None, help="Ward slug, when several.")(func)
+
+
+@click.group()
+def main() -> None:
+    """Theo dõi Kế hoạch cải cách hành chính phường (CCHC) — quy trình và nhật ký kiểm toán."""
+
+
+# --- setup -----------------------------------------------------------------------------------
+
+
+@main.command("init")
+@click.option("--demo", is_flag=True, help="Also create the demo accounts.")
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Plan definition file (default: the checked-in 2026 plan).",
+)
+@json_option
+@pass_runtime
+def init_command(rt: Runtime, demo: bool, plan_path: Path | None, as_json: bool) -> None:
+    """Create or migrate the database and load the plan (idempotent)."""
+    upgrade(rt.settings.database_url)
+    path = plan_path or default_plan_path()
+    try:
+        plan = load_plan(path)
+    except PlanDefinitionError as exc:
+        fail("invalid_plan", str(exc))
+    with rt.session() as session:
+        report = initialize_ward(
+            session,
+            catalog=load_units(),
+            plan=plan,
+            plan_text=path.read_text(encoding="utf-8"),
+            now=rt.clock.now(),
+            organization_name=ORGANIZATION_NAME,
+            audit_origin=audit_origin(plan.organization),
+            demo=demo,
+        )
+    rt.settings.secret_key()
+    data = asdict(report) | {"database": rt.engine.url.render_as_string(hide_password=True)}
+    if demo:
+        data["demo_password"] = DEMO_PASSWORD
+        data["demo_accounts"] = [a.username for a in demo_accounts(load_units())]
+    emit(data, as_json, _init_text)
+
+
+def _init_text(data: dict[str, Any]) -> str:
+    lines = [
+        f"Cơ sở dữ liệu: {data['database']}",
+        f"Đơn vị mới: {len(data['units_created'])}; nhiệm vụ mới: {data['tasks_created']}; "
+        f"lượt giao việc mới: {data['instances_created']}; "
+        f"tài khoản mới: {len(data['users_created'])}",
+    ]
+    if "demo_accounts" in data:
+        lines.append(f"Tài khoản demo (mật khẩu chung: {data['demo_password']}):")
+        lines.append("  " + ", ".join(data["demo_accounts"]))
+    return "\n".join(lines)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve_command(host: str, port: int) -> None:
+    """Serve the web application (development server; see docs/deployment.md for production)."""
+    from app import create_app
+
+    click.echo(f"Đang phục vụ tại http://{host}:{port}/  (Ctrl+C để dừng)")
+    create_app().run(host=host, port=port, debug=False, use_reloader=False)
+
+
+# --- plan ------------------------------------------------------------------------------------
+
+
+@main.group("plan")
+def plan_group() -> None:
+    """The plan definition: show, validate, import, parse timeframes."""
+
+
+@plan_group.command("show")
+@click.option(
+    "--file",
+    "plan_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+)
+@json_option
+def plan_show(plan_path: Path | None, as_json: bool) -> None:
+    """Show the plan's sections and tasks."""
+    try:
+        plan = load_plan(plan_path or default_plan_path())
+    except PlanDefinitionError as exc:
+        fail("invalid_plan", str(exc))
+    emit(plan.to_json(), as_json, _plan_text)
+
+
+def _plan_text(data: dict[str, Any]) -> str:
+    lines = [data["title"]]
+    for section in data["sections"]:
+        lines.append(f"\n{section['number']}. {section['title']}")
+        for task in data["tasks"]:
+            if task["section"] == section["number"]:
+                lines.append(
+                    f"  {task['number']:>2}. [{', '.join(task['leads'])}] {task['content']}"
+                )
+    return "\n".join(lines)
+
+
+@plan_group.command("validate")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def plan_validate(path: Path) -> None:
+    """Check a plan definition file; exit 1 naming the file, task and field on error."""
+    try:
+        plan = load_plan(path)
+    except PlanDefinitionError as exc:
+        fail("invalid_plan", str(exc))
+    click.echo(f"Hợp lệ: {path} ({len(plan.tasks)} nhiệm vụ).")
+
+
+@plan_group.command("import")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--base",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Metadata (KPIs, reporting regime, policy) to merge with the table.",
+)
+def plan_import(source: Path, output: Path, base: Path | None) -> None:
+    """Read an appendix table (tab-separated text or .docx) and write a definition file."""
+    try:
+        plan = import_plan(source, output, base=base)
+    except ImportProblems as exc:
+        fail("import_problems", str(exc))
+    except (PlanDefinitionError, TimeframeError) as exc:
+        fail("invalid_plan", str(exc))
+    click.echo(f"Đã ghi {output} ({len(plan.tasks)} nhiệm vụ).")
+
+
+@plan_group.command("parse-timeframe")
+@click.argument("phrase")
+@click.option("--year", type=int, required=True)
+@json_option
+def plan_parse_timeframe(phrase: str, year: int, as_json: bool) -> None:
+    """Parse a timeframe phrase into periods with due dates on the working calendar."""
+    try:
+        schedule = parse_timeframe(phrase, year, load_calendar())
+    except TimeframeError as exc:
+        fail("unknown_timeframe", str(exc))
+    emit(schedule.to_json(), as_json, _schedule_text)
+
+
+def _schedule_text(data: dict[str, Any]) -> str:
+    lines = [f"Loại: {data['kind']}"]
+    for p in data["periods"]:
+        due = date.fromisoformat(p["due"]).strftime("%d/%m/%Y") if p["due"] else "chưa xác định"
+        lines.append(f"  {p['label']}: từ {date.fromisoformat(p['start']):%d/%m/%Y}, hạn {due}")
+    return "\n".join(lines)
+
+
+# --- tasks -----------------------------------------------------------------------------------
+
+
+@main.group("task")
+def task_group() -> None:
+    """Task instances: one per lead unit per period."""
+
+
+@task_group.command("list")
+@click.option("--unit", default=None, help="Unit code, e.g. VHXH.")
+@click.option("--state", default=None)
+@click.option("--number", type=int, default=None, help="Task number in the plan.")
+@org_option
+@json_option
+@pass_runtime
+def task_list(
+    rt: Runtime,
+    unit: str | None,
+    state: str | None,
+    number: int | None,
+    org_slug: str | None,
+    as_json: bool,
+) -> None:
+    """List task instances by due date."""
+    with rt.session() as session:
+        org = rt.organization(session, org_slug)
+        rows = list_instances(session, org, unit=unit, state=state, number=number)
+        emit([r.as_json() for r in rows], as_json, _task_text)
+
+
+def _task_text(rows: list[dict[str, Any]]) -> str:
+    out = []
+    for r in rows:
+        due = date.fromisoformat(r["due"]).strftime("%d/%m/%Y") if r["due"] else "—"
+        out.append(
+            f"#{r['id']:<4} NV{r['number']:<3} {r['unit']:<8} {r['period']:<22} "
+            f"{due:<10} {r['state']}"
+        )
+    return "\n".join(out) or "Không có nhiệm vụ nào."
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+@main.group("user")
+def user_group() -> None:
+    """Accounts and roles."""
+
+
+@user_group.command("list")
+@org_option
+@json_option
+@pass_runtime
+def user_list(rt: Runtime, org_slug: str | None, as_json: bool) -> None:
+    with rt.session() as session:
+        org = rt.organization(session, org_slug)
+        data = [
+            {
+                "username": u.username,
+                "full_name": u.full_name,
+                "unit": u.unit.code if u.unit else None,
+                "roles": u.role_names,
+                "active": u.active,
+            }
+            for u in list_users(session, org)
+        ]
+    emit(
+        data,
+        as_json,
+        lambda rows: "\n".join(
+            f"{r['username']:<18} {r['unit'] or '-':<8} {', '.join(r['roles'])}" for r in rows
+        ),
+    )
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        password: str = click.prompt("Mật khẩu", hide_input=True, confirmation_prompt=True)
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@user_group.command("create")
+@click.argument("username")
+@click.option("--name", "full_name", required=True, help="Full name (Họ và tên).")
+@click.option("--unit", "unit_code", default=None, help="Unit code.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    help="member, head, reviewer, approver, ward_leader, auditor, admin (repeatable).",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@org_option
+@json_option
+@pass_runtime
+def user_create(
+    rt: Runtime,
+    username: str,
+    full_name: str,
+    unit_code: str | None,
+    roles: tuple[str, ...],
+    password_stdin: bool,
+    org_slug: str | None,
+    as_json: bool,
+) -> None:
+    """Create an account."""
+    password = _read_password() if password_stdin else None
+    try:
+        with rt.session() as session:
+            org = rt.organization(session, org_slug)
+            unit: Unit | None = None
+            if unit_code is not None:
+                unit = units_by_code(session, org).get(unit_code.upper())
+                if unit is None:
+                    raise DomainError("unknown_unit", f"Không có đơn vị mã “{unit_code}”.")
+            user = create_user(
+                session,
+                org,
+                username=username,
+                full_name=full_name,
+                unit=unit,
+                roles=roles,
+                password=password,
+                actor=SYSTEM,
+                now=rt.clock.now(),
+            )
+            data = {
+                "username": user.username,
+                "unit": unit.code if unit else None,
+                "roles": user.role_names,
+            }
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    emit(data, as_json, lambda d: f"Đã tạo tài khoản {d['username']}.")
+
+
+@user_group.command("set-password")
+@click.argument("username")
+@pass_runtime
+def user_set_password(rt: Runtime, username: str) -> None:
+    """Set a password, read from standard input."""
+    password = _read_password()
+    try:
+        with rt.session() as session:
+            user = find_user(session, username.lower())
+            if user is None:
+                raise DomainError("unknown_user", f"Không có tài khoản “{username}”.")
+            org = session.get_one(Organization, user.organization_id)
+            set_password(session, org, user, password, actor=SYSTEM, now=rt.clock.now())
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    click.echo(f"Đã đặt mật khẩu cho {username}.")

@@ -1,0 +1,55 @@
+"""Configuration from the environment, with defaults that run the embedded demo."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from workflow.db import default_database_url
+
+ORGANIZATION_NAME = "Phường Trần Hưng Đạo"
+AUDIT_ORIGIN_PREFIX = "cchc.haiphong.gov.vn"
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_dir: Path
+    database_url: str
+    signing_key_path: Path
+    evidence_dir: Path
+    max_upload_bytes: int
+    checkpoint_every_entries: int
+    checkpoint_every_minutes: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        instance = Path(os.environ.get("CCHC_INSTANCE_DIR", Path.cwd() / "instance")).resolve()
+        return cls(
+            instance_dir=instance,
+            database_url=default_database_url(instance),
+            signing_key_path=Path(
+                os.environ.get("CCHC_SIGNING_KEY", instance / "keys" / "audit-signing.key")
+            ),
+            evidence_dir=Path(os.environ.get("CCHC_EVIDENCE_DIR", instance / "evidence")),
+            max_upload_bytes=int(os.environ.get("CCHC_MAX_UPLOAD_MB", "20")) * 1024 * 1024,
+            checkpoint_every_entries=int(os.environ.get("CCHC_CHECKPOINT_EVERY", "256")),
+            checkpoint_every_minutes=int(os.environ.get("CCHC_CHECKPOINT_MINUTES", "60")),
+        )
+
+    def secret_key(self) -> str:
+        """CCHC_SECRET_KEY, or a random key kept in the instance folder across restarts."""
+        env = os.environ.get("CCHC_SECRET_KEY")
+        if env:
+            return env
+        path = self.instance_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32), encoding="utf-8")
+            path.chmod(0o600)
+        return path.read_text(encoding="utf-8").strip()
+
+
+def audit_origin(slug: str) -> str:
+    return f"{AUDIT_ORIGIN_PREFIX}/{slug}"

@@ -1,0 +1,97 @@
+"""Signing in: password check, throttling after repeated failures, and the audit entries."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from workflow.accounts import find_user, password_matches
+from workflow.models import Organization, User
+from workflow.trail import Actor, record
+
+log = logging.getLogger(__name__)
+
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+BAD_CREDENTIALS = "Tên đăng nhập hoặc mật khẩu không đúng."
+
+
+@dataclass(frozen=True)
+class SignInOutcome:
+    user: User | None
+    message: str
+
+
+def _actor(user: User) -> Actor:
+    return Actor(user=user.username, unit=user.unit.code if user.unit else None, role="user")
+
+
+def sign_in(session: Session, username: str, password: str, *, now: datetime) -> SignInOutcome:
+    """Check a password. Failures and successes of known accounts are audited; the caller
+    commits either way so that failed attempts count."""
+    user = find_user(session, username.strip().lower())
+    if user is None or not user.active:
+        # An unknown name belongs to no ward's log; the server log keeps it.
+        log.info("sign-in refused for unknown or inactive account %r", username)
+        return SignInOutcome(None, BAD_CREDENTIALS)
+    org = session.get_one(Organization, user.organization_id)
+    if user.locked_until is not None and user.locked_until > now:
+        record(
+            session,
+            org,
+            now=now,
+            actor=_actor(user),
+            action="login.refused_locked",
+            object_type="user",
+            object_id=user.username,
+        )
+        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+        return SignInOutcome(
+            None,
+            f"Tài khoản tạm khóa do đăng nhập sai nhiều lần. Vui lòng thử lại sau {minutes} phút.",
+        )
+    if not password_matches(user, password):
+        user.failed_logins += 1
+        details: dict[str, object] = {"failed_attempts": user.failed_logins}
+        if user.failed_logins >= MAX_FAILURES:
+            user.locked_until = now + LOCKOUT
+            details["locked_until"] = user.locked_until.isoformat()
+        record(
+            session,
+            org,
+            now=now,
+            actor=_actor(user),
+            action="login.failed",
+            object_type="user",
+            object_id=user.username,
+            details=details,
+        )
+        return SignInOutcome(None, BAD_CREDENTIALS)
+    user.failed_logins = 0
+    user.locked_until = None
+    record(
+        session,
+        org,
+        now=now,
+        actor=_actor(user),
+        action="login.succeeded",
+        object_type="user",
+        object_id=user.username,
+    )
+    return SignInOutcome(user, "")
+
+
+def sign_out(session: Session, user: User, *, now: datetime) -> None:
+    org = session.get_one(Organization, user.organization_id)
+    record(
+        session,
+        org,
+        now=now,
+        actor=_actor(user),
+        action="logout",
+        object_type="user",
+        object_id=user.username,
+    )

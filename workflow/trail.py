@@ -1,0 +1,57 @@
+"""Recording a domain action in the ward's audit log, inside the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from audit.ledger import AppendedEntry, Ledger
+from workflow.models import Organization, User
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, as the log records it: a username (or "system"), unit and role."""
+
+    user: str
+    unit: str | None
+    role: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"user": self.user, "unit": self.unit, "role": self.role}
+
+
+SYSTEM = Actor(user="system", unit=None, role="system")
+
+
+def actor_of(user: User, role: str) -> Actor:
+    return Actor(user=user.username, unit=user.unit.code if user.unit else None, role=role)
+
+
+def record(
+    session: Session,
+    org: Organization,
+    *,
+    now: datetime,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: str | int,
+    before: Any = None,
+    after: Any = None,
+    details: dict[str, Any] | None = None,
+) -> AppendedEntry:
+    """Append one entry to the organization's log; committed (or not) with the caller's change."""
+    return Ledger(org.audit_origin).append(
+        session,
+        ts=now,
+        actor=actor.as_dict(),
+        action=action,
+        object={"type": object_type, "id": str(object_id)},
+        before=before,
+        after=after,
+        details=details,
+    )
