@@ -29,7 +29,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
 
-    database.init_app(app)
+    database.init_app(app, settings.audit_trail())
     csrf.init_app(app)
     auth.init_app(app)
     app.register_blueprint(auth.bp)

@@ -16,7 +16,7 @@ from flask_login import (
 from werkzeug.wrappers import Response
 
 from app.clock import SystemClock
-from app.database import db_session
+from app.database import audit_trail, db_session
 from workflow.login import sign_in, sign_out
 from workflow.models import User
 
@@ -55,6 +55,7 @@ def login() -> Any:
             request.form.get("username", ""),
             request.form.get("password", ""),
             now=SystemClock().now(),
+            trail=audit_trail(),
         )
         session.commit()  # a failed attempt is audited and counted too
         if outcome.user is not None:
@@ -68,7 +69,12 @@ def login() -> Any:
 @login_required  # type: ignore[untyped-decorator]
 def logout() -> Response:
     session = db_session()
-    sign_out(session, current_user.user, now=SystemClock().now())
+    sign_out(
+        session,
+        current_user.user,
+        now=SystemClock().now(),
+        trail=audit_trail(),
+    )
     session.commit()
     logout_user()
     return redirect(url_for("auth.login"))

@@ -6,6 +6,7 @@ and print the outcome; a refusal exits 1 with its code and Vietnamese message.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -21,7 +22,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.clock import SystemClock
-from app.settings import ORGANIZATION_NAME, Settings, audit_origin
+from app.settings import AUDIT_KEY_NAME, ORGANIZATION_NAME, Settings, audit_origin
+from audit.__main__ import cli as audit_cli
+from audit.checkpoint import CheckpointError, NoteSigner, generate_key, load_signer
+from audit.export import export_log
+from audit.ledger import Ledger, LedgerError
+from audit.receipt import make_receipt
 from definitions.calendar import load_calendar
 from definitions.importer import ImportProblems, import_plan
 from definitions.loader import (
@@ -39,7 +45,7 @@ from workflow.migrate import upgrade
 from workflow.models import Organization, Unit
 from workflow.planning import units_by_code
 from workflow.queries import list_instances, list_users, organizations
-from workflow.trail import SYSTEM
+from workflow.trail import SYSTEM, AuditTrail
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,6 +56,10 @@ class Runtime:
     def __init__(self) -> None:
         self.settings = Settings.from_env()
         self.clock = SystemClock()
+
+    @cached_property
+    def trail(self) -> AuditTrail:
+        return self.settings.audit_trail()
 
     @cached_property
     def engine(self) -> Engine:
@@ -129,6 +139,8 @@ def main() -> None:
 def init_command(rt: Runtime, demo: bool, plan_path: Path | None, as_json: bool) -> None:
     """Create or migrate the database and load the plan (idempotent)."""
     upgrade(rt.settings.database_url)
+    if ensure_signing_key(rt.settings):
+        click.echo(f"Đã tạo khóa ký nhật ký kiểm toán: {rt.settings.signing_key_path}", err=True)
     path = plan_path or default_plan_path()
     try:
         plan = load_plan(path)
@@ -143,6 +155,7 @@ def init_command(rt: Runtime, demo: bool, plan_path: Path | None, as_json: bool)
             now=rt.clock.now(),
             organization_name=ORGANIZATION_NAME,
             audit_origin=audit_origin(plan.organization),
+            trail=rt.trail,
             demo=demo,
         )
     rt.settings.secret_key()
@@ -393,6 +406,7 @@ def user_create(
                 password=password,
                 actor=SYSTEM,
                 now=rt.clock.now(),
+                trail=rt.trail,
             )
             data = {
                 "username": user.username,
@@ -416,7 +430,133 @@ def user_set_password(rt: Runtime, username: str) -> None:
             if user is None:
                 raise DomainError("unknown_user", f"Không có tài khoản “{username}”.")
             org = session.get_one(Organization, user.organization_id)
-            set_password(session, org, user, password, actor=SYSTEM, now=rt.clock.now())
+            set_password(
+                session, org, user, password, actor=SYSTEM, now=rt.clock.now(), trail=rt.trail
+            )
     except DomainError as exc:
         fail(exc.code, exc.message)
     click.echo(f"Đã đặt mật khẩu cho {username}.")
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+
+def ensure_signing_key(settings: Settings, *, force: bool = False) -> bool:
+    """Write a new checkpoint signing key (and its public verifier key) unless one exists."""
+    path = settings.signing_key_path
+    if path.exists() and not force:
+        return False
+    private_text, verifier_text = generate_key(AUDIT_KEY_NAME)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(private_text + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    settings.verifier_key_path.write_text(verifier_text + "\n", encoding="utf-8")
+    return True
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log: keys, checkpoints, export, verification, receipts."""
+
+
+@audit_group.command("keygen")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing key (old checkpoints stay valid "
+    "only under the old public key: keep it).",
+)
+@pass_runtime
+def audit_keygen(rt: Runtime, force: bool) -> None:
+    """Create the Ed25519 key that signs checkpoints (kept outside the database)."""
+    if not ensure_signing_key(rt.settings, force=force):
+        fail("key_exists", f"Khóa đã tồn tại: {rt.settings.signing_key_path} (dùng --force).")
+    click.echo(f"Khóa ký: {rt.settings.signing_key_path}")
+    click.echo(f"Khóa công khai (giao cho kiểm toán viên): {rt.settings.verifier_key_path}")
+
+
+def _signer(rt: Runtime) -> NoteSigner:
+    if not rt.settings.signing_key_path.exists():
+        fail("no_signing_key", "Chưa có khóa ký nhật ký: chạy `cchc audit keygen` trước.")
+    try:
+        return load_signer(rt.settings.signing_key_path)
+    except CheckpointError as exc:
+        fail("bad_signing_key", str(exc))
+        raise  # unreachable: fail() exits
+
+
+@audit_group.command("checkpoint")
+@org_option
+@json_option
+@pass_runtime
+def audit_checkpoint(rt: Runtime, org_slug: str | None, as_json: bool) -> None:
+    """Sign a checkpoint of the log as it stands now."""
+    signer = _signer(rt)
+    with rt.session() as session:
+        org = rt.organization(session, org_slug)
+        checkpoint = Ledger(org.audit_origin).checkpoint(session, signer, now=rt.clock.now())
+    data = {
+        "origin": org.audit_origin,
+        "size": checkpoint.size,
+        "root": base64.b64encode(checkpoint.root).decode("ascii"),
+        "note": checkpoint.note,
+    }
+    emit(data, as_json, lambda d: d["note"])
+
+
+@audit_group.command("export")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--no-checkpoint", is_flag=True, help="Do not sign a checkpoint of the current size.")
+@org_option
+@json_option
+@pass_runtime
+def audit_export(
+    rt: Runtime, output: Path, no_checkpoint: bool, org_slug: str | None, as_json: bool
+) -> None:
+    """Export the log (entries, signed checkpoints, public key) for an auditor."""
+    signer = _signer(rt)
+    try:
+        with rt.session() as session:
+            org = rt.organization(session, org_slug)
+            if not no_checkpoint:
+                Ledger(org.audit_origin).checkpoint(session, signer, now=rt.clock.now())
+            summary = export_log(session, org.audit_origin, output, signer.verifier().to_text())
+    except FileExistsError:
+        fail("output_not_empty", f"Thư mục {output} đã có dữ liệu: hãy chọn thư mục trống.")
+    data = {
+        "origin": summary.origin,
+        "size": summary.size,
+        "root": base64.b64encode(summary.root).decode("ascii"),
+        "checkpoints": summary.checkpoints,
+        "directory": str(summary.directory),
+    }
+    emit(
+        data,
+        as_json,
+        lambda d: (
+            f"Đã xuất {d['size']} mục vào {d['directory']} "
+            f"({d['checkpoints']} điểm kiểm tra đã ký)."
+        ),
+    )
+
+
+@audit_group.command("prove")
+@click.argument("seq", type=int)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@org_option
+@pass_runtime
+def audit_prove(rt: Runtime, seq: int, output: Path, org_slug: str | None) -> None:
+    """Write a self-contained receipt proving that entry SEQ is in the signed log."""
+    signer = _signer(rt)
+    try:
+        with rt.session() as session:
+            org = rt.organization(session, org_slug)
+            text = make_receipt(session, org.audit_origin, seq, signer=signer, now=rt.clock.now())
+    except LedgerError as exc:
+        fail("no_such_entry", f"Không lập được biên nhận cho mục số {seq}: {exc}")
+    output.write_text(text, encoding="utf-8")
+    click.echo(f"Đã ghi biên nhận mục số {seq}: {output}")
+
+
+audit_group.add_command(audit_cli.commands["verify"], "verify")
+audit_group.add_command(audit_cli.commands["verify-receipt"], "verify-receipt")

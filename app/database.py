@@ -7,8 +7,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from workflow.db import make_engine, session_factory
+from workflow.trail import AuditTrail
 
 _EXT = "cchc.db"
+_TRAIL = "cchc.trail"
 
 
 class Database:
@@ -17,14 +19,21 @@ class Database:
         self.sessions: sessionmaker[Session] = session_factory(engine)
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, trail: AuditTrail) -> None:
     app.extensions[_EXT] = Database(make_engine(app.config["CCHC_DATABASE_URL"]))
+    app.extensions[_TRAIL] = trail
     app.teardown_appcontext(_close_session)
 
 
 def database() -> Database:
     db: Database = current_app.extensions[_EXT]
     return db
+
+
+def audit_trail() -> AuditTrail:
+    """The deployment's audit trail (its checkpoint signer, loaded once at start)."""
+    trail: AuditTrail = current_app.extensions[_TRAIL]
+    return trail
 
 
 def db_session() -> Session:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+from audit.checkpoint import load_signer
+from audit.ledger import CheckpointPolicy
 from workflow.db import default_database_url
+from workflow.trail import AuditTrail
 
 ORGANIZATION_NAME = "Phường Trần Hưng Đạo"
 AUDIT_ORIGIN_PREFIX = "cchc.haiphong.gov.vn"
+AUDIT_KEY_NAME = AUDIT_ORIGIN_PREFIX
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,20 @@ class Settings:
             path.write_text(secrets.token_hex(32), encoding="utf-8")
             path.chmod(0o600)
         return path.read_text(encoding="utf-8").strip()
+
+    @property
+    def verifier_key_path(self) -> Path:
+        return self.signing_key_path.with_suffix(".pub")
+
+    def audit_trail(self) -> AuditTrail:
+        """The trail with this deployment's signer when its key exists (automatic checkpoints
+        every N entries or T minutes), without one otherwise."""
+        signer = load_signer(self.signing_key_path) if self.signing_key_path.exists() else None
+        policy = CheckpointPolicy(
+            every_entries=self.checkpoint_every_entries,
+            interval=timedelta(minutes=self.checkpoint_every_minutes),
+        )
+        return AuditTrail(signer=signer, policy=policy)
 
 
 def audit_origin(slug: str) -> str:

@@ -14,6 +14,7 @@ from definitions.loader import default_plan_path, load_plan, load_units
 from workflow.bootstrap import demo_accounts, initialize_ward
 from workflow.models import Organization, PlanTask, TaskInstance, Unit, User
 from workflow.queries import list_instances
+from workflow.trail import AuditTrail
 
 NOW = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
 
@@ -28,6 +29,7 @@ def _init(session: Session, *, demo: bool = True):  # type: ignore[no-untyped-de
         now=NOW,
         organization_name="Phường Trần Hưng Đạo",
         audit_origin="test.local/tran-hung-dao",
+        trail=AuditTrail(),
         demo=demo,
     )
 

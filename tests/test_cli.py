@@ -27,20 +27,20 @@ def cli(fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # 
 def test_init_twice_then_list(cli) -> None:  # type: ignore[no-untyped-def]
     first = cli("init", "--demo", "--json")
     assert first.exit_code == 0, first.output
-    report = json.loads(first.output)
+    report = json.loads(first.stdout)
     assert report["tasks_created"] == 48 and report["instances_created"] > 48
 
-    again = json.loads(cli("init", "--demo", "--json").output)
+    again = json.loads(cli("init", "--demo", "--json").stdout)
     assert again["tasks_created"] == again["instances_created"] == 0
     assert again["users_created"] == [] and again["units_created"] == []
 
-    tasks = json.loads(cli("task", "list", "--json").output)
+    tasks = json.loads(cli("task", "list", "--json").stdout)
     assert len(tasks) == report["instances_created"]
     assert {"id", "number", "unit", "period", "state", "due"} <= set(tasks[0])
-    vhxh = json.loads(cli("task", "list", "--unit", "VHXH", "--number", "2", "--json").output)
+    vhxh = json.loads(cli("task", "list", "--unit", "VHXH", "--number", "2", "--json").stdout)
     assert [t["due"] for t in vhxh] == ["2026-03-09", "2026-06-09", "2026-09-09", "2026-12-09"]
 
-    users = json.loads(cli("user", "list", "--json").output)
+    users = json.loads(cli("user", "list", "--json").stdout)
     by_name = {u["username"]: u for u in users}
     assert by_name["vhxh.truong"]["unit"] == "VHXH"
     assert "approver" in by_name["vhxh.truong"]["roles"]
@@ -64,7 +64,7 @@ def test_user_create_and_set_password(cli) -> None:  # type: ignore[no-untyped-d
         input="mat-khau-dai\n",
     )
     assert made.exit_code == 0, made.output
-    assert json.loads(made.output) == {
+    assert json.loads(made.stdout) == {
         "username": "nguyen.van.a",
         "unit": "VP",
         "roles": ["member"],
@@ -85,7 +85,7 @@ def test_parse_timeframe_cli() -> None:
     runner = CliRunner()
     ok = runner.invoke(main, ["plan", "parse-timeframe", "Quý I/2026", "--year", "2026", "--json"])
     assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.output)["periods"][0]["due"] == "2026-03-31"
+    assert json.loads(ok.stdout)["periods"][0]["due"] == "2026-03-31"
     unknown = runner.invoke(
         main, ["plan", "parse-timeframe", "Lúc nào rảnh thì làm", "--year", "2026"]
     )
@@ -96,7 +96,7 @@ def test_parse_timeframe_cli() -> None:
 def test_plan_show_lists_48_tasks_in_7_sections() -> None:
     result = CliRunner().invoke(main, ["plan", "show", "--json"])
     assert result.exit_code == 0, result.output
-    plan = json.loads(result.output)
+    plan = json.loads(result.stdout)
     assert len(plan["tasks"]) == 48
     assert [s["number"] for s in plan["sections"]] == ["I", "II", "III", "IV", "V", "VI", "VII"]
     assert plan["tasks"][32]["content"].endswith("theo Nghị quyết số 53/2025/NQ-HĐND.")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from workflow.errors import DomainError
 from workflow.models import Organization, Unit, User, UserRole
 from workflow.states import Role
-from workflow.trail import Actor, record
+from workflow.trail import Actor, AuditTrail
 
 _hasher = PasswordHasher()
 
@@ -70,6 +70,7 @@ def create_user(
     password: str | None,
     actor: Actor,
     now: datetime,
+    trail: AuditTrail,
 ) -> User:
     """Create an account; refuses a taken username. The caller commits."""
     username = username.strip().lower()
@@ -93,7 +94,7 @@ def create_user(
     user.roles = [UserRole(role=r) for r in role_names]
     session.add(user)
     session.flush()
-    record(
+    trail.record(
         session,
         org,
         now=now,
@@ -111,7 +112,14 @@ def create_user(
 
 
 def set_password(
-    session: Session, org: Organization, user: User, password: str, *, actor: Actor, now: datetime
+    session: Session,
+    org: Organization,
+    user: User,
+    password: str,
+    *,
+    actor: Actor,
+    now: datetime,
+    trail: AuditTrail,
 ) -> None:
     _check_password(password)
     user.password_hash = hash_password(password)
@@ -119,7 +127,7 @@ def set_password(
     user.locked_until = None
     session.flush()
     # The log records that the password changed, never the password or its hash.
-    record(
+    trail.record(
         session,
         org,
         now=now,

@@ -16,7 +16,7 @@ from workflow.accounts import create_user, find_user
 from workflow.models import Organization, TaskInstance, Unit
 from workflow.planning import ensure_organization, ensure_units, load_plan, units_by_code
 from workflow.states import Role
-from workflow.trail import SYSTEM, record
+from workflow.trail import SYSTEM, AuditTrail
 
 DEMO_PASSWORD = "demo-2026"  # noqa: S105 - published demo credential, printed by `cchc init --demo`
 
@@ -79,6 +79,7 @@ def initialize_ward(
     now: datetime,
     organization_name: str,
     audit_origin: str,
+    trail: AuditTrail,
     demo: bool = False,
 ) -> InitReport:
     """Create what is missing of the ward described by the plan. The caller commits."""
@@ -87,7 +88,7 @@ def initialize_ward(
         session, slug=plan.organization, name=organization_name, audit_origin=audit_origin, now=now
     )
     if report.organization_created:
-        record(
+        trail.record(
             session,
             org,
             now=now,
@@ -99,7 +100,7 @@ def initialize_ward(
         )
     for unit in ensure_units(session, org, catalog):
         report.units_created.append(unit.code)
-        record(
+        trail.record(
             session,
             org,
             now=now,
@@ -115,7 +116,7 @@ def initialize_ward(
     report.tasks_created = loaded.created_tasks
     report.instances_created = loaded.created_instances
     if loaded.created_plan or loaded.created_instances:
-        record(
+        trail.record(
             session,
             org,
             now=now,
@@ -131,7 +132,7 @@ def initialize_ward(
         )
     for instance_id in loaded.instance_ids:
         instance = session.get_one(TaskInstance, instance_id)
-        record(
+        trail.record(
             session,
             org,
             now=now,
@@ -157,6 +158,7 @@ def initialize_ward(
                 password=DEMO_PASSWORD,
                 actor=SYSTEM,
                 now=now,
+                trail=trail,
             )
             report.users_created.append(account.username)
     session.flush()

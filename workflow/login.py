@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from workflow.accounts import find_user, password_matches
 from workflow.models import Organization, User
-from workflow.trail import Actor, record
+from workflow.trail import Actor, AuditTrail
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,9 @@ def _actor(user: User) -> Actor:
     return Actor(user=user.username, unit=user.unit.code if user.unit else None, role="user")
 
 
-def sign_in(session: Session, username: str, password: str, *, now: datetime) -> SignInOutcome:
+def sign_in(
+    session: Session, username: str, password: str, *, now: datetime, trail: AuditTrail
+) -> SignInOutcome:
     """Check a password. Failures and successes of known accounts are audited; the caller
     commits either way so that failed attempts count."""
     user = find_user(session, username.strip().lower())
@@ -39,7 +41,7 @@ def sign_in(session: Session, username: str, password: str, *, now: datetime) ->
         return SignInOutcome(None, BAD_CREDENTIALS)
     org = session.get_one(Organization, user.organization_id)
     if user.locked_until is not None and user.locked_until > now:
-        record(
+        trail.record(
             session,
             org,
             now=now,
@@ -59,7 +61,7 @@ def sign_in(session: Session, username: str, password: str, *, now: datetime) ->
         if user.failed_logins >= MAX_FAILURES:
             user.locked_until = now + LOCKOUT
             details["locked_until"] = user.locked_until.isoformat()
-        record(
+        trail.record(
             session,
             org,
             now=now,
@@ -72,7 +74,7 @@ def sign_in(session: Session, username: str, password: str, *, now: datetime) ->
         return SignInOutcome(None, BAD_CREDENTIALS)
     user.failed_logins = 0
     user.locked_until = None
-    record(
+    trail.record(
         session,
         org,
         now=now,
@@ -84,9 +86,9 @@ def sign_in(session: Session, username: str, password: str, *, now: datetime) ->
     return SignInOutcome(user, "")
 
 
-def sign_out(session: Session, user: User, *, now: datetime) -> None:
+def sign_out(session: Session, user: User, *, now: datetime, trail: AuditTrail) -> None:
     org = session.get_one(Organization, user.organization_id)
-    record(
+    trail.record(
         session,
         org,
         now=now,

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from audit.ledger import AppendedEntry, Ledger
+from audit.checkpoint import NoteSigner
+from audit.ledger import AppendedEntry, CheckpointPolicy, Ledger
 from workflow.models import Organization, User
 
 
@@ -31,27 +32,39 @@ def actor_of(user: User, role: str) -> Actor:
     return Actor(user=user.username, unit=user.unit.code if user.unit else None, role=role)
 
 
-def record(
-    session: Session,
-    org: Organization,
-    *,
-    now: datetime,
-    actor: Actor,
-    action: str,
-    object_type: str,
-    object_id: str | int,
-    before: Any = None,
-    after: Any = None,
-    details: dict[str, Any] | None = None,
-) -> AppendedEntry:
-    """Append one entry to the organization's log; committed (or not) with the caller's change."""
-    return Ledger(org.audit_origin).append(
-        session,
-        ts=now,
-        actor=actor.as_dict(),
-        action=action,
-        object={"type": object_type, "id": str(object_id)},
-        before=before,
-        after=after,
-        details=details,
-    )
+@dataclass(frozen=True)
+class AuditTrail:
+    """How this deployment writes its logs: the checkpoint signer (None: no automatic
+    checkpoints) and when to sign. One per process; every ward has its own log."""
+
+    signer: NoteSigner | None = None
+    policy: CheckpointPolicy | None = None
+
+    def ledger(self, org: Organization) -> Ledger:
+        return Ledger(org.audit_origin, signer=self.signer, policy=self.policy)
+
+    def record(
+        self,
+        session: Session,
+        org: Organization,
+        *,
+        now: datetime,
+        actor: Actor,
+        action: str,
+        object_type: str,
+        object_id: str | int,
+        before: Any = None,
+        after: Any = None,
+        details: dict[str, Any] | None = None,
+    ) -> AppendedEntry:
+        """Append one entry to the ward's log; it commits (or not) with the caller's change."""
+        return self.ledger(org).append(
+            session,
+            ts=now,
+            actor=actor.as_dict(),
+            action=action,
+            object={"type": object_type, "id": str(object_id)},
+            before=before,
+            after=after,
+            details=details,
+        )
