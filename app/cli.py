@@ -65,6 +65,11 @@ class Runtime:
     def engine(self) -> Engine:
         return make_engine(self.settings.database_url)
 
+    def close(self) -> None:
+        """Release the database connections (only if a command opened any)."""
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: commits when the block ends normally, rolls back otherwise."""
@@ -118,8 +123,11 @@ def org_option(func: F) -> F:
 
 
 @click.group()
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Theo dõi Kế hoạch cải cách hành chính phường (CCHC) — quy trình và nhật ký kiểm toán."""
+    rt = ctx.ensure_object(Runtime)
+    ctx.call_on_close(rt.close)
 
 
 # --- setup -----------------------------------------------------------------------------------

@@ -25,9 +25,13 @@ def init_app(app: Flask, trail: AuditTrail) -> None:
     app.teardown_appcontext(_close_session)
 
 
-def database() -> Database:
-    db: Database = current_app.extensions[_EXT]
+def database_of(app: Flask) -> Database:
+    db: Database = app.extensions[_EXT]
     return db
+
+
+def database() -> Database:
+    return database_of(current_app)
 
 
 def audit_trail() -> AuditTrail:

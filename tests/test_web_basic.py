@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.cli import main
+from app.database import database_of
 from audit.ledger import Ledger
 from workflow.bootstrap import DEMO_PASSWORD
 from workflow.db import make_engine
@@ -20,12 +22,14 @@ ORIGIN = "cchc.haiphong.gov.vn/tran-hung-dao"
 
 
 @pytest.fixture
-def web(fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Flask:
+def web(fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
     monkeypatch.setenv("CCHC_DATABASE_URL", fresh_db_url)
     monkeypatch.setenv("CCHC_INSTANCE_DIR", str(tmp_path / "instance"))
     result = CliRunner().invoke(main, ["init", "--demo"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return create_app({"TESTING": True})
+    app = create_app({"TESTING": True})
+    yield app
+    database_of(app).engine.dispose()
 
 
 def _csrf(client: FlaskClient, path: str) -> str:
