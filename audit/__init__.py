@@ -1,3 +1,3 @@
-"""The ledger: canonical entries, an RFC 6962 Merkle log, signed checkpoints and a standalone verifier.
+"""The audit ledger: canonical entries, an RFC 6962 Merkle log, checkpoints, a verifier.
 
 This package imports nothing from workflow/ or app/: an auditor runs it alone."""

@@ -1,0 +1,65 @@
+"""The database refuses to change or remove what the log has written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from audit.ledger import CheckpointPolicy, Ledger
+
+pytestmark = pytest.mark.db
+
+CHANGES = [
+    "UPDATE audit_entry SET action = 'forged'",
+    "UPDATE audit_entry SET body = body",
+    "DELETE FROM audit_entry WHERE seq = (SELECT MAX(seq) FROM audit_entry)",
+    "UPDATE audit_node SET hash = hash",
+    "DELETE FROM audit_node",
+    "UPDATE audit_checkpoint SET note = 'forged'",
+    "DELETE FROM audit_checkpoint",
+    "UPDATE audit_log SET size = size - 1",
+    "UPDATE audit_log SET origin = 'elsewhere'",
+    "DELETE FROM audit_log",
+]
+
+
+@pytest.fixture
+def written(session: Session, append: Any, keys: Any) -> Session:
+    ledger = Ledger(
+        "test.example/immutable",
+        signer=keys.signer,
+        policy=CheckpointPolicy(every_entries=2, interval=None),
+    )
+    append(session, ledger, 4)
+    session.flush()
+    return session
+
+
+@pytest.mark.parametrize("sql", CHANGES)
+def test_changes_are_refused(written: Session, sql: str) -> None:
+    before = written.execute(text("SELECT COUNT(*), MAX(action) FROM audit_entry")).one()
+    savepoint = written.begin_nested()
+    with pytest.raises(DBAPIError, match=r"append-only|forward"):
+        written.execute(text(sql))
+    savepoint.rollback()
+    after = written.execute(text("SELECT COUNT(*), MAX(action) FROM audit_entry")).one()
+    assert tuple(before) == tuple(after)
+
+
+@pytest.mark.parametrize("table", ["audit_entry", "audit_node", "audit_checkpoint", "audit_log"])
+def test_truncate_is_refused_on_postgresql(written: Session, table: str) -> None:
+    if written.get_bind().dialect.name != "postgresql":
+        pytest.skip("TRUNCATE exists only on PostgreSQL")
+    savepoint = written.begin_nested()
+    with pytest.raises(DBAPIError, match="append-only"):
+        written.execute(text(f"TRUNCATE {table} CASCADE"))
+    savepoint.rollback()
+
+
+def test_the_head_may_move_forward(written: Session) -> None:
+    # The append path itself: the head row is updated, forward.
+    written.execute(text("UPDATE audit_log SET checkpoint_size = checkpoint_size"))
