@@ -22,21 +22,44 @@ from workflow.migrate import upgrade
 
 PG_ENV = "CCHC_TEST_DATABASE_URL"
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DIR = Path(os.environ.get("CCHC_SHARED_DIR", REPO.parent / "shared"))
+SEED_NAME = "000_309758a01e80c9b6.txt"
 
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def _shared_dir() -> Path:
+    """$CCHC_SHARED_DIR, else the workplace's `shared/` folder beside the checkout or above it."""
+    env = os.environ.get("CCHC_SHARED_DIR")
+    if env:
+        return Path(env)
+    for parent in REPO.parents:
+        if (parent / "shared" / "testdata").is_dir():
+            return parent / "shared"
+    return REPO.parent / "shared"
+
+
 def shared_path(*parts: str) -> Path:
     """A file of ../shared (conformance data, the seed plan); skip when absent, fail in CI."""
-    path = SHARED_DIR.joinpath(*parts)
+    path = _shared_dir().joinpath(*parts)
     if not path.exists():
         if in_ci():
             pytest.fail(f"{path} is missing and CI=true: conformance data must be present")
         pytest.skip(f"{path} is absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def seed_path() -> Path:
+    """The plan's text (../shared/seeds)."""
+    return shared_path("seeds", SEED_NAME)
+
+
+@pytest.fixture(scope="session")
+def rfc6962_dir() -> Path:
+    """The RFC 6962 conformance cases (../shared/testdata/rfc6962)."""
+    return shared_path("testdata", "rfc6962")
 
 
 def _backends() -> list[str]:

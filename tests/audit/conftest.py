@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,23 +14,6 @@ from audit.ledger import AppendedEntry, CheckpointPolicy, Executor, Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-@pytest.fixture(scope="session")
-def rfc6962_dir() -> Path:
-    """../shared/testdata/rfc6962 (or $CCHC_SHARED_DIR/testdata/rfc6962): skipped when absent,
-    except in CI, where its absence is a failure."""
-    shared = Path(os.environ.get("CCHC_SHARED_DIR", REPO.parent / "shared"))
-    path = shared / "testdata" / "rfc6962"
-    if not path.is_dir():
-        if _in_ci():
-            pytest.fail(f"{path} is missing and CI=true: conformance data must be present")
-        pytest.skip(f"{path} is absent")
-    return path
 
 
 class Keys:
