@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from app.cli import main
+from definitions.loader import default_plan_path
 
 
 @pytest.fixture
@@ -100,3 +101,23 @@ def test_plan_show_lists_48_tasks_in_7_sections() -> None:
     assert len(plan["tasks"]) == 48
     assert [s["number"] for s in plan["sections"]] == ["I", "II", "III", "IV", "V", "VI", "VII"]
     assert plan["tasks"][32]["content"].endswith("theo Nghị quyết số 53/2025/NQ-HĐND.")
+
+
+def test_plan_import_reproduces_the_checked_in_plan(seed_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.yaml"
+    result = CliRunner().invoke(main, ["plan", "import", str(seed_path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "48 nhiệm vụ" in result.output
+    assert out.read_bytes() == default_plan_path().read_bytes()
+    checked = CliRunner().invoke(main, ["plan", "validate", str(out)])
+    assert checked.exit_code == 0, checked.output
+
+
+def test_plan_validate_names_the_file_task_and_field(tmp_path: Path) -> None:
+    text = default_plan_path().read_text(encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("  - KTHTDT\n", "  - KTHTDTX\n", 1), encoding="utf-8")
+    result = CliRunner().invoke(main, ["plan", "validate", str(bad)])
+    assert result.exit_code == 1
+    assert "bad.yaml" in result.output and "KTHTDTX" in result.output
+    assert "nhiệm vụ" in result.output
