@@ -141,6 +141,8 @@ class Plan(Base):
     title: Mapped[str] = mapped_column(Text)
     definition_sha256: Mapped[str] = mapped_column(String(64))
     definition_text: Mapped[str] = mapped_column(Text)
+    # The plan's workflow settings (definitions Policy), copied at load for the engine.
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
     imported_at: Mapped[datetime] = _utc("imported_at")
 
     tasks: Mapped[list[PlanTask]] = relationship(back_populates="plan", order_by="PlanTask.number")
@@ -187,6 +189,12 @@ class TaskInstance(Base):
     due_date: Mapped[date | None] = mapped_column(Date)
     state: Mapped[str] = mapped_column(String(32), index=True)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    # The current submission: who submitted it, who reviewed it, what the reviewer advised.
+    # Kept on the row because the four-eyes rules are checked against them on every decision.
+    submission_round: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    recommendation: Mapped[str | None] = mapped_column(String(16))
     submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
@@ -195,6 +203,7 @@ class TaskInstance(Base):
 
     plan_task: Mapped[PlanTask] = relationship()
     unit: Mapped[Unit] = relationship()
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
 
     # SQLAlchemy reads this mapping once, at class creation; it is never mutated.
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
@@ -286,3 +295,20 @@ class Notification(Base):
     created_at: Mapped[datetime] = _utc("created_at")
     read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class DeadlineAlert(Base):
+    """A deadline alert already sent: once per instance, kind and due date, so that running
+    the deadline check twice sends nothing twice (and a new due date alerts again)."""
+
+    __tablename__ = "deadline_alert"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "kind", "due_date"),
+        CheckConstraint("kind IN ('due_soon', 'overdue')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("task_instance.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    due_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = _utc("created_at")

@@ -89,6 +89,10 @@ def load_plan(
             title=definition.title,
             definition_sha256=hashlib.sha256(definition_text.encode("utf-8")).hexdigest(),
             definition_text=definition_text,
+            policy={
+                "submit_requires_head": definition.policy.submit_requires_head,
+                "outstanding_contributions": definition.policy.outstanding_contributions,
+            },
             imported_at=now,
         )
         session.add(plan)

@@ -1,0 +1,172 @@
+"""Who may do what to a task instance: the one place that decides (invariant 4).
+
+The engine asks `refusal(...)` before every action and `enabled_events` asks it for the
+buttons a person sees; pages, the API and the CLI never decide on their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workflow.errors import DomainError
+from workflow.states import Role
+
+VHXH = "VHXH"  # Phòng Văn hóa - Xã hội: reviews and approves everyone's work
+
+
+@dataclass(frozen=True)
+class Person:
+    """The acting person as the rules see them."""
+
+    id: int
+    username: str
+    unit: str | None
+    roles: frozenset[str]
+
+    def has(self, role: Role) -> bool:
+        return role.value in self.roles
+
+    def member_of(self, unit: str) -> bool:
+        return self.unit == unit and (self.has(Role.MEMBER) or self.has(Role.HEAD))
+
+    def head_of(self, unit: str) -> bool:
+        return self.unit == unit and self.has(Role.HEAD)
+
+
+@dataclass(frozen=True)
+class Work:
+    """A task instance as the rules see it: its lead unit and its current submission."""
+
+    lead_unit: str
+    state: str
+    submitted_by: int | None
+    reviewed_by: int | None
+    contributors: frozenset[int]  # uploaders of the evidence in the current submission
+
+
+@dataclass(frozen=True)
+class Policy:
+    submit_requires_head: bool = True
+    outstanding_contributions: str = "explain"  # or "block"
+
+
+def _not_permitted(message: str) -> DomainError:
+    return DomainError("not_permitted", message)
+
+
+def decider_role(work: Work) -> Role:
+    """Nobody decides on their own unit's work: VHXH's own tasks go to the ward leader."""
+    return Role.WARD_LEADER if work.lead_unit == VHXH else Role.APPROVER
+
+
+def _can_decide(person: Person, work: Work) -> DomainError | None:
+    role = decider_role(work)
+    if not person.has(role) or (role is Role.APPROVER and person.unit == work.lead_unit):
+        if role is Role.WARD_LEADER:
+            return _not_permitted(
+                "Nhiệm vụ do Phòng Văn hóa - Xã hội chủ trì do Lãnh đạo UBND phường quyết định "
+                "nghiệm thu hoặc trả lại."
+            )
+        return _not_permitted(
+            "Chỉ Trưởng phòng Văn hóa - Xã hội (người phê duyệt) được quyết định nghiệm thu "
+            "hoặc trả lại."
+        )
+    return _not_own_submission(person, work, "quyết định")
+
+
+def _not_own_submission(person: Person, work: Work, verb: str) -> DomainError | None:
+    if person.id == work.submitted_by:
+        return DomainError(
+            "self_review", f"Bạn đã nộp lần này nên không được {verb} sản phẩm của chính mình."
+        )
+    if person.id in work.contributors:
+        return DomainError(
+            "self_review", f"Bạn đã cung cấp tài liệu cho lần nộp này nên không được {verb}."
+        )
+    return None
+
+
+def _can_review(person: Person, work: Work) -> DomainError | None:
+    if not person.has(Role.REVIEWER):
+        return _not_permitted("Chỉ cán bộ thẩm định của Phòng Văn hóa - Xã hội được thẩm định.")
+    return _not_own_submission(person, work, "thẩm định")
+
+
+def _lead_member(person: Person, work: Work, what: str) -> DomainError | None:
+    if person.member_of(work.lead_unit):
+        return None
+    return _not_permitted(f"Chỉ cán bộ của đơn vị chủ trì ({work.lead_unit}) được {what}.")
+
+
+def _scheduler(person: Person) -> bool:
+    vhxh_lead = person.unit == VHXH and (person.has(Role.HEAD) or person.has(Role.APPROVER))
+    return vhxh_lead or person.has(Role.WARD_LEADER)
+
+
+def refusal(action: str, person: Person, work: Work, policy: Policy) -> DomainError | None:
+    """Why `person` may not take `action` on `work` now, or None when they may.
+
+    Actions are the lifecycle's events plus add_evidence, withdraw_evidence, explain,
+    reassign_within_unit, reassign_unit, request_contribution and comment.
+    """
+    if action in ("start", "rework"):
+        return _lead_member(person, work, "thực hiện nhiệm vụ này")
+    if action in ("add_evidence", "withdraw_evidence", "explain", "request_contribution"):
+        return _lead_member(person, work, "cập nhật sản phẩm của nhiệm vụ này")
+    if action == "submit":
+        if person.head_of(work.lead_unit):
+            return None
+        if not policy.submit_requires_head and person.member_of(work.lead_unit):
+            return None
+        return _not_permitted(
+            f"Chỉ Trưởng đơn vị chủ trì ({work.lead_unit}) được nộp sản phẩm của nhiệm vụ."
+        )
+    if action == "review":
+        return _can_review(person, work)
+    if action == "return_for_rework":
+        # From evidence_submitted the reviewer returns plainly incomplete work; after review
+        # the decision is the approver's (or the ward leader's for VHXH's own tasks).
+        if work.state == "evidence_submitted":
+            return _can_review(person, work)
+        return _decision(person, work)
+    if action == "accept":
+        return _decision(person, work)
+    if action == "schedule":
+        if _scheduler(person):
+            return None
+        return _not_permitted(
+            "Chỉ lãnh đạo Phòng Văn hóa - Xã hội hoặc Lãnh đạo UBND phường được xác định thời hạn."
+        )
+    if action == "cancel":
+        if person.has(Role.WARD_LEADER):
+            return None
+        return _not_permitted("Chỉ Lãnh đạo UBND phường được hủy nhiệm vụ.")
+    if action == "reassign_within_unit":
+        if person.head_of(work.lead_unit):
+            return None
+        return _not_permitted("Chỉ Trưởng đơn vị được phân công lại trong đơn vị.")
+    if action == "reassign_unit":
+        if _scheduler(person):
+            return None
+        return _not_permitted(
+            "Chỉ lãnh đạo Phòng Văn hóa - Xã hội hoặc Lãnh đạo UBND phường được giao nhiệm vụ "
+            "cho đơn vị khác."
+        )
+    if action == "comment":
+        involved = person.member_of(work.lead_unit) or person.unit == VHXH
+        if involved or person.has(Role.WARD_LEADER):
+            return None
+        return _not_permitted("Bạn không tham gia nhiệm vụ này nên không được ghi ý kiến.")
+    return DomainError("unknown_action", f"Không có thao tác “{action}”.")
+
+
+def _decision(person: Person, work: Work) -> DomainError | None:
+    refused = _can_decide(person, work)
+    if refused is not None:
+        return refused
+    if person.id == work.reviewed_by:
+        return DomainError(
+            "same_reviewer",
+            "Người thẩm định và người quyết định của một lần nộp phải là hai người khác nhau.",
+        )
+    return None

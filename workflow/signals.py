@@ -1,0 +1,55 @@
+"""Domain signals (blinker), sent only after the change they announce has committed.
+
+One namespace, `workflow.signals.workflow`. Every signal's sender is the TaskInstance's id
+(an int: the ORM object may be expired after commit); keyword arguments: `event` (the
+lifecycle event or alert kind), `actor` (username or "system"), `state` (the new state) and,
+for contributions, `request_id`.
+
+- task-assigned, task-started, evidence-submitted, task-reviewed, task-accepted,
+  task-returned: lifecycle transitions.
+- contribution-requested, contribution-provided: coordination with other units.
+- deadline-approaching, task-overdue: sent by the deadline check (`cchc tick`).
+
+Receivers run after commit, so they cannot undo or join the change; the audit entry is not a
+signal side effect (the engine writes it inside the transaction).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blinker import NamedSignal, Namespace
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+workflow = Namespace()
+
+task_assigned: NamedSignal = workflow.signal("task-assigned")
+task_started: NamedSignal = workflow.signal("task-started")
+evidence_submitted: NamedSignal = workflow.signal("evidence-submitted")
+task_reviewed: NamedSignal = workflow.signal("task-reviewed")
+task_accepted: NamedSignal = workflow.signal("task-accepted")
+task_returned: NamedSignal = workflow.signal("task-returned")
+contribution_requested: NamedSignal = workflow.signal("contribution-requested")
+contribution_provided: NamedSignal = workflow.signal("contribution-provided")
+deadline_approaching: NamedSignal = workflow.signal("deadline-approaching")
+task_overdue: NamedSignal = workflow.signal("task-overdue")
+
+_PENDING = "cchc.pending_signals"
+
+
+def send_after_commit(session: Session, signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
+    """Queue a signal on the session; it is sent when the session commits, dropped on rollback."""
+    session.info.setdefault(_PENDING, []).append((signal, sender, kwargs))
+
+
+@event.listens_for(Session, "after_commit")
+def _send_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING, [])
+    for signal, sender, kwargs in pending:
+        signal.send(sender, **kwargs)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
