@@ -170,3 +170,23 @@ def _decision(person: Person, work: Work) -> DomainError | None:
             "Người thẩm định và người quyết định của một lần nộp phải là hai người khác nhau.",
         )
     return None
+
+
+def plan_refusal(action: str, person: Person) -> DomainError | None:
+    """Why `person` may not take a plan-level action, or None when they may.
+
+    propose_amendment: Phòng VHXH (its head, approver or reviewers) proposes a change to the
+    plan; decide_amendment: the ward leader approves or rejects it.
+    """
+    if action == "propose_amendment":
+        vhxh_staff = person.unit == VHXH and (
+            person.has(Role.HEAD) or person.has(Role.APPROVER) or person.has(Role.REVIEWER)
+        )
+        if vhxh_staff:
+            return None
+        return _not_permitted("Chỉ Phòng Văn hóa - Xã hội được đề xuất điều chỉnh kế hoạch.")
+    if action == "decide_amendment":
+        if person.has(Role.WARD_LEADER):
+            return None
+        return _not_permitted("Chỉ Lãnh đạo UBND phường được phê duyệt điều chỉnh kế hoạch.")
+    return DomainError("unknown_action", f"Không có thao tác “{action}”.")
