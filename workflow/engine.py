@@ -10,6 +10,7 @@ changes (invariant 5).
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
@@ -20,12 +21,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from definitions.units import UnitCatalog, load_units
 from workflow import signals
 from workflow.clock import Clock
 from workflow.errors import DomainError
 from workflow.evidence import EvidenceStore, sniff
 from workflow.lifecycle import EVENT_LABELS, EVENTS, machine_for, target_of, transitions_from
 from workflow.models import (
+    Contribution,
     CoordinationRequest,
     Evidence,
     Notification,
@@ -581,6 +584,321 @@ class Engine:
             details={"product": product_name, "explanation": body},
         )
         return remark
+
+    # --- coordinating units -----------------------------------------------------------------
+
+    def coordinator_codes(self, instance: TaskInstance) -> tuple[str, ...]:
+        """The units this instance's lead may ask (the definition's coordinators, groups
+        resolved, the lead left out)."""
+        return _catalog().expand_coordinators(instance.plan_task.coordinators, instance.unit.code)
+
+    def request_contribution(
+        self,
+        instance_id: int,
+        actor: User,
+        *,
+        unit_code: str,
+        due: date | None = None,
+        message: str = "",
+    ) -> CoordinationRequest:
+        instance = self.load(instance_id, lock=True)
+        person = person_of(actor)
+        refused = refusal(
+            "request_contribution", person, self.work(instance), self.policy(instance)
+        )
+        if refused is not None:
+            raise refused
+        if instance.state in (TaskState.ACCEPTED, TaskState.CANCELLED):
+            raise DomainError(
+                "invalid_state",
+                f"Nhiệm vụ đã “{_state_label(instance.state)}”, không đề nghị phối hợp được nữa.",
+            )
+        code = unit_code.strip().upper()
+        if code not in self.coordinator_codes(instance):
+            raise DomainError(
+                "not_a_coordinator",
+                f"Đơn vị “{code}” không phải đơn vị phối hợp của nhiệm vụ "
+                f"{instance.plan_task.number}. Có thể đề nghị: "
+                + ", ".join(self.coordinator_codes(instance))
+                + ".",
+            )
+        unit = self.session.scalars(
+            select(Unit).where(
+                Unit.organization_id == instance.unit.organization_id, Unit.code == code
+            )
+        ).one()
+        existing = self.session.scalars(
+            select(CoordinationRequest).where(
+                CoordinationRequest.instance_id == instance.id,
+                CoordinationRequest.unit_id == unit.id,
+            )
+        ).first()
+        if existing is not None:
+            raise DomainError(
+                "already_requested", f"Đã đề nghị {code} phối hợp trong nhiệm vụ này."
+            )
+        now = self.clock.now()
+        request = CoordinationRequest(
+            instance_id=instance.id,
+            unit_id=unit.id,
+            state=RequestState.REQUESTED.value,
+            due_date=due,
+            message=_text(message),
+            requested_by_id=actor.id,
+            requested_at=now,
+        )
+        self.session.add(request)
+        self._flush()
+        self.trail.record(
+            self.session,
+            self._org(instance),
+            now=now,
+            actor=Actor(actor.username, person.unit, "member"),
+            action="contribution.requested",
+            object_type="coordination_request",
+            object_id=request.id,
+            after={
+                "instance": instance.id,
+                "unit": code,
+                "state": request.state,
+                "due": due.isoformat() if due else None,
+            },
+            details={"message": request.message} if request.message else None,
+        )
+        name = f"Nhiệm vụ {instance.plan_task.number} ({instance.unit.code})"
+        due_text = f", hạn {due:%d/%m/%Y}" if due else ""
+        self.notify(
+            self._unit_people(unit.id),
+            "contribution.requested",
+            instance.id,
+            f"{name} đề nghị {code} phối hợp{due_text}.",
+            exclude=actor.id,
+        )
+        signals.send_after_commit(
+            self.session,
+            signals.contribution_requested,
+            instance.id,
+            event="request",
+            actor=actor.username,
+            state=request.state,
+            request_id=request.id,
+        )
+        return request
+
+    def respond_contribution(
+        self,
+        request_id: int,
+        actor: User,
+        *,
+        provide: bool,
+        note: str = "",
+        reason: str = "",
+        files: list[tuple[str, bytes]] | None = None,
+    ) -> CoordinationRequest:
+        """The asked unit provides (a note and/or files) or declines (with a reason)."""
+        request = self.session.get(CoordinationRequest, request_id)
+        if request is None:
+            raise DomainError("not_found", f"Không tìm thấy đề nghị phối hợp số {request_id}.")
+        instance = self.load(request.instance_id, lock=True)
+        asked = self.session.get_one(Unit, request.unit_id)
+        person = person_of(actor)
+        if not person.member_of(asked.code):
+            raise DomainError(
+                "not_permitted", f"Chỉ cán bộ của {asked.code} được trả lời đề nghị phối hợp này."
+            )
+        if request.state != RequestState.REQUESTED:
+            raise DomainError("already_answered", "Đề nghị phối hợp này đã được trả lời.")
+        note_text, reason_text = _text(note), _text(reason)
+        if provide and not note_text and not files:
+            raise DomainError("contribution_empty", "Cần ghi nội dung hoặc gửi kèm tệp phối hợp.")
+        if not provide and not reason_text:
+            raise DomainError("reason_required", "Cần nêu lý do từ chối phối hợp.")
+        blobs = [(name, *sniff(data), data) for name, data in (files or [])]
+        if blobs and self.store is None:
+            raise RuntimeError("the engine was built without an evidence store")
+        now = self.clock.now()
+        stored: list[dict[str, Any]] = []
+        if provide:
+            contribution = Contribution(
+                request_id=request.id, author_id=actor.id, note=note_text, created_at=now
+            )
+            self.session.add(contribution)
+            self._flush()
+            for name, kind, media_type, data in blobs:
+                assert self.store is not None
+                blob = self.store.store(data)
+                self.session.add(
+                    Evidence(
+                        instance_id=instance.id,
+                        contribution_id=contribution.id,
+                        product=f"Phối hợp của {asked.code}",
+                        sha256=blob.sha256,
+                        size=blob.size,
+                        media_type=media_type,
+                        filename=_display_name(name, kind),
+                        uploader_id=actor.id,
+                        created_at=now,
+                    )
+                )
+                stored.append({"sha256": blob.sha256, "size": blob.size})
+            request.state = RequestState.PROVIDED.value
+        else:
+            request.state = RequestState.DECLINED.value
+            request.decline_reason = reason_text
+        request.responded_by_id = actor.id
+        request.responded_at = now
+        instance.updated_at = now
+        self._flush()
+        details: dict[str, Any] = {"note": note_text} if provide else {"reason": reason_text}
+        if stored:
+            details["files"] = stored
+        self.trail.record(
+            self.session,
+            self._org(instance),
+            now=now,
+            actor=Actor(actor.username, person.unit, "member"),
+            action="contribution.provided" if provide else "contribution.declined",
+            object_type="coordination_request",
+            object_id=request.id,
+            before={"state": RequestState.REQUESTED.value},
+            after={"state": request.state},
+            details=details,
+        )
+        verb = "đã gửi nội dung phối hợp" if provide else f"từ chối phối hợp: {reason_text}"
+        self.notify(
+            self._unit_people(instance.unit_id),
+            f"contribution.{request.state}",
+            instance.id,
+            f"{asked.code} {verb} (nhiệm vụ {instance.plan_task.number}).",
+            exclude=actor.id,
+        )
+        if provide:
+            signals.send_after_commit(
+                self.session,
+                signals.contribution_provided,
+                instance.id,
+                event="provide",
+                actor=actor.username,
+                state=request.state,
+                request_id=request.id,
+            )
+        return request
+
+    # --- reassignment ---------------------------------------------------------------------
+
+    def reassign(
+        self,
+        instance_id: int,
+        actor: User,
+        *,
+        to_user: User | None = None,
+        to_unit: str | None = None,
+        reason: str = "",
+        expected_version: int | None = None,
+    ) -> TaskInstance:
+        """Within the lead unit (its head names who does the work) or to another unit (VHXH's
+        leadership or the ward leader, with a reason)."""
+        instance = self.load(instance_id, lock=True)
+        self._check_version(instance, expected_version)
+        if instance.state in (TaskState.ACCEPTED, TaskState.CANCELLED):
+            raise DomainError(
+                "invalid_state",
+                f"Nhiệm vụ đã “{_state_label(instance.state)}”, không phân công lại được.",
+            )
+        person, work = person_of(actor), self.work(instance)
+        now = self.clock.now()
+        before: dict[str, Any] = {
+            "unit": instance.unit.code,
+            "assignee": instance.assignee.username if instance.assignee else None,
+        }
+        reason_text = _text(reason)
+        if to_unit is not None:
+            refused = refusal("reassign_unit", person, work, self.policy(instance))
+            if refused is not None:
+                raise refused
+            if not reason_text:
+                raise DomainError("reason_required", "Cần nêu lý do giao nhiệm vụ cho đơn vị khác.")
+            if instance.state not in (
+                TaskState.AWAITING_SCHEDULE,
+                TaskState.ASSIGNED,
+                TaskState.IN_PROGRESS,
+                TaskState.RETURNED,
+            ):
+                raise DomainError(
+                    "invalid_state",
+                    "Không giao lại cho đơn vị khác khi sản phẩm đang chờ thẩm "
+                    "định hoặc quyết định.",
+                )
+            unit = self.session.scalars(
+                select(Unit).where(
+                    Unit.organization_id == instance.unit.organization_id,
+                    Unit.code == to_unit.strip().upper(),
+                    Unit.can_lead.is_(True),
+                )
+            ).one_or_none()
+            if unit is None:
+                raise DomainError("unknown_unit", f"Không có đơn vị chủ trì mã “{to_unit}”.")
+            taken = self.session.scalars(
+                select(TaskInstance.id).where(
+                    TaskInstance.plan_task_id == instance.plan_task_id,
+                    TaskInstance.unit_id == unit.id,
+                    TaskInstance.period_label == instance.period_label,
+                )
+            ).first()
+            if taken is not None:
+                raise DomainError(
+                    "duplicate_assignment",
+                    f"{unit.code} đã có nhiệm vụ này cho kỳ {instance.period_label}.",
+                )
+            instance.unit_id = unit.id
+            instance.unit = unit
+            instance.assignee_id = None
+        elif to_user is not None:
+            refused = refusal("reassign_within_unit", person, work, self.policy(instance))
+            if refused is not None:
+                raise refused
+            if not person_of(to_user).member_of(instance.unit.code):
+                raise DomainError(
+                    "not_a_member", f"{to_user.username} không thuộc đơn vị {instance.unit.code}."
+                )
+            instance.assignee_id = to_user.id
+        else:
+            raise DomainError("target_required", "Cần chọn người hoặc đơn vị nhận nhiệm vụ.")
+        instance.updated_at = now
+        self._flush()
+        self.trail.record(
+            self.session,
+            self._org(instance),
+            now=now,
+            actor=Actor(
+                actor.username,
+                person.unit,
+                "head" if to_unit is None else _acting_role("schedule", person, work),
+            ),
+            action="task.reassigned",
+            object_type="task_instance",
+            object_id=instance.id,
+            before=before,
+            after={
+                "unit": instance.unit.code,
+                "assignee": to_user.username if to_user is not None else None,
+            },
+            details={"reason": reason_text} if reason_text else None,
+        )
+        self.notify(
+            self._unit_people(instance.unit_id),
+            "task.reassigned",
+            instance.id,
+            f"Nhiệm vụ {instance.plan_task.number} ({instance.period_label}) được giao "
+            f"cho {instance.unit.code}.",
+            exclude=actor.id,
+        )
+        return instance
+
+
+@functools.cache
+def _catalog() -> UnitCatalog:
+    return load_units()
 
 
 @dataclass(frozen=True)
