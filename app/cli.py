@@ -12,13 +12,13 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy import Engine
+from sqlalchemy import Engine as DbEngine
 from sqlalchemy.orm import Session
 
 from app.clock import SystemClock
@@ -40,11 +40,13 @@ from definitions.timeframe import TimeframeError, parse_timeframe
 from workflow.accounts import create_user, find_user, set_password
 from workflow.bootstrap import DEMO_PASSWORD, demo_accounts, initialize_ward
 from workflow.db import make_engine, session_factory
+from workflow.engine import Engine
 from workflow.errors import DomainError
+from workflow.evidence import LocalEvidenceStore
 from workflow.migrate import upgrade
-from workflow.models import Organization, Unit
+from workflow.models import Organization, Unit, User
 from workflow.planning import units_by_code
-from workflow.queries import list_instances, list_users, organizations
+from workflow.queries import instance_detail, list_instances, list_users, organizations
 from workflow.trail import SYSTEM, AuditTrail
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,7 +64,7 @@ class Runtime:
         return self.settings.audit_trail()
 
     @cached_property
-    def engine(self) -> Engine:
+    def engine(self) -> DbEngine:
         return make_engine(self.settings.database_url)
 
     def close(self) -> None:
@@ -326,6 +328,300 @@ def _task_text(rows: list[dict[str, Any]]) -> str:
             f"{due:<10} {r['state']}"
         )
     return "\n".join(out) or "Không có nhiệm vụ nào."
+
+
+def _engine(rt: Runtime, session: Session) -> Engine:
+    return Engine(session, rt.trail, rt.clock, store=LocalEvidenceStore(rt.settings.evidence_dir))
+
+
+def _as_user(session: Session, username: str) -> User:
+    user = find_user(session, username.strip().lower())
+    if user is None or not user.active:
+        raise DomainError("unknown_user", f"Không có tài khoản “{username}”.")
+    return user
+
+
+def _parse_date(value: str | None) -> date | None:
+    """dd/mm/yyyy (as people write it) or yyyy-mm-dd (as scripts do)."""
+    if value is None:
+        return None
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    raise click.BadParameter(f"“{value}” không phải ngày hợp lệ (dd/mm/yyyy).")
+
+
+as_option = click.option("--as", "as_username", required=True, help="Acting username.")
+
+
+@task_group.command("show")
+@click.argument("instance_id", type=int)
+@click.option("--as", "as_username", default=None, help="Show the events this user may fire.")
+@json_option
+@pass_runtime
+def task_show(rt: Runtime, instance_id: int, as_username: str | None, as_json: bool) -> None:
+    """One task instance: task, evidence, contributions, history, enabled events."""
+    try:
+        with rt.session() as session:
+            engine = _engine(rt, session)
+            viewer = _as_user(session, as_username) if as_username else None
+            data = instance_detail(session, engine, engine.load(instance_id), viewer)
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    emit(data, as_json, _task_detail_text)
+
+
+def _task_detail_text(d: dict[str, Any]) -> str:
+    due = date.fromisoformat(d["due"]).strftime("%d/%m/%Y") if d["due"] else "chưa xác định"
+    lines = [
+        f"#{d['id']} Nhiệm vụ {d['number']} — {d['lead']} — {d['period']} — hạn {due}",
+        d["content"],
+        f"Trạng thái: {d['state']} (phiên bản {d['version']})",
+        "Sản phẩm: " + "; ".join(d["products"]),
+    ]
+    for e in d["evidence"]:
+        mark = " (đã rút)" if e["withdrawn"] else ""
+        lines.append(f"  tài liệu #{e['id']} [{e['product']}] {e['filename']} {e['sha256']}{mark}")
+    for h in d["history"]:
+        lines.append(f"  nhật ký #{h['seq']} {h['at']} {h['user']} {h['action']}")
+    if d["enabled_events"]:
+        lines.append("Có thể: " + ", ".join(d["enabled_events"]))
+    return "\n".join(lines)
+
+
+@task_group.command("fire")
+@click.argument("instance_id", type=int)
+@click.argument("event")
+@as_option
+@click.option("--reason", default=None, help="Reason (return, cancel, reassignment).")
+@click.option("--assessment", default=None, help="Assessment (accept).")
+@click.option("--findings", default=None, help="Reviewer's findings (review).")
+@click.option("--recommendation", type=click.Choice(["accept", "return"]), default=None)
+@click.option("--due", default=None, help="Due date dd/mm/yyyy (schedule).")
+@click.option("--explanation", default=None, help="Explanation for outstanding contributions.")
+@click.option(
+    "--version",
+    "expected_version",
+    type=int,
+    default=None,
+    help="Refuse if the instance is no longer at this version.",
+)
+@json_option
+@pass_runtime
+def task_fire(
+    rt: Runtime,
+    instance_id: int,
+    event: str,
+    as_username: str,
+    reason: str | None,
+    assessment: str | None,
+    findings: str | None,
+    recommendation: str | None,
+    due: str | None,
+    explanation: str | None,
+    expected_version: int | None,
+    as_json: bool,
+) -> None:
+    """Fire a lifecycle event; prints the new state, or exits 1 with the refusal."""
+    try:
+        with rt.session() as session:
+            outcome = _engine(rt, session).fire(
+                instance_id,
+                event,
+                _as_user(session, as_username),
+                expected_version=expected_version,
+                reason=reason,
+                assessment=assessment,
+                findings=findings,
+                recommendation=recommendation,
+                due=_parse_date(due),
+                explanation=explanation,
+            )
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    emit(asdict(outcome), as_json, lambda d: d["after"])
+
+
+@task_group.command("reassign")
+@click.argument("instance_id", type=int)
+@as_option
+@click.option("--to-user", default=None)
+@click.option("--to-unit", default=None)
+@click.option("--reason", default="")
+@pass_runtime
+def task_reassign(
+    rt: Runtime,
+    instance_id: int,
+    as_username: str,
+    to_user: str | None,
+    to_unit: str | None,
+    reason: str,
+) -> None:
+    """Reassign within the unit (--to-user) or to another unit (--to-unit, with --reason)."""
+    try:
+        with rt.session() as session:
+            target = _as_user(session, to_user) if to_user else None
+            instance = _engine(rt, session).reassign(
+                instance_id,
+                _as_user(session, as_username),
+                to_user=target,
+                to_unit=to_unit,
+                reason=reason,
+            )
+            unit = instance.unit.code
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    click.echo(f"Đã phân công lại: {unit}{' / ' + to_user if to_user else ''}")
+
+
+@main.group("evidence")
+def evidence_group() -> None:
+    """Evidence files and explanations (giải trình) of a task instance."""
+
+
+@evidence_group.command("add")
+@click.argument("instance_id", type=int)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--product", required=True, help="The product of the task this file proves.")
+@as_option
+@json_option
+@pass_runtime
+def evidence_add(
+    rt: Runtime, instance_id: int, file: Path, product: str, as_username: str, as_json: bool
+) -> None:
+    """Attach an evidence file to a product of a task instance."""
+    data = file.read_bytes()
+    if len(data) > rt.settings.max_upload_bytes:
+        fail("file_too_large", f"Tệp vượt quá giới hạn {rt.settings.max_upload_bytes // 2**20} MB.")
+    try:
+        with rt.session() as session:
+            ev = _engine(rt, session).add_evidence(
+                instance_id,
+                _as_user(session, as_username),
+                data=data,
+                filename=file.name,
+                product=product,
+            )
+            out = {
+                "id": ev.id,
+                "sha256": ev.sha256,
+                "size": ev.size,
+                "media_type": ev.media_type,
+                "product": ev.product,
+            }
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    emit(out, as_json, lambda d: f"Đã thêm tài liệu #{d['id']} ({d['sha256']}).")
+
+
+@evidence_group.command("withdraw")
+@click.argument("evidence_id", type=int)
+@as_option
+@pass_runtime
+def evidence_withdraw(rt: Runtime, evidence_id: int, as_username: str) -> None:
+    """Withdraw one's own evidence before submission."""
+    try:
+        with rt.session() as session:
+            _engine(rt, session).withdraw_evidence(evidence_id, _as_user(session, as_username))
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    click.echo(f"Đã rút tài liệu #{evidence_id}.")
+
+
+@evidence_group.command("explain")
+@click.argument("instance_id", type=int)
+@click.option("--product", required=True)
+@click.option("--text", required=True, help="The explanation (giải trình).")
+@as_option
+@pass_runtime
+def evidence_explain(
+    rt: Runtime, instance_id: int, product: str, text: str, as_username: str
+) -> None:
+    """Explain in writing why a product has no evidence file."""
+    try:
+        with rt.session() as session:
+            _engine(rt, session).explain_missing(
+                instance_id, _as_user(session, as_username), product=product, text=text
+            )
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    click.echo("Đã ghi giải trình.")
+
+
+@main.group("contribution")
+def contribution_group() -> None:
+    """Requests to coordinating units and their answers."""
+
+
+@contribution_group.command("request")
+@click.argument("instance_id", type=int)
+@click.option("--unit", "unit_code", required=True)
+@click.option("--due", default=None, help="dd/mm/yyyy")
+@click.option("--message", default="")
+@as_option
+@json_option
+@pass_runtime
+def contribution_request(
+    rt: Runtime,
+    instance_id: int,
+    unit_code: str,
+    due: str | None,
+    message: str,
+    as_username: str,
+    as_json: bool,
+) -> None:
+    """Ask a coordinating unit for a contribution."""
+    try:
+        with rt.session() as session:
+            req = _engine(rt, session).request_contribution(
+                instance_id,
+                _as_user(session, as_username),
+                unit_code=unit_code,
+                due=_parse_date(due),
+                message=message,
+            )
+            out = {"id": req.id, "state": req.state}
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    emit(out, as_json, lambda d: f"Đã gửi đề nghị phối hợp #{d['id']}.")
+
+
+@contribution_group.command("answer")
+@click.argument("request_id", type=int)
+@click.option("--provide/--decline", required=True)
+@click.option("--note", default="")
+@click.option("--reason", default="")
+@click.option(
+    "--file", "files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@as_option
+@pass_runtime
+def contribution_answer(
+    rt: Runtime,
+    request_id: int,
+    provide: bool,
+    note: str,
+    reason: str,
+    files: tuple[Path, ...],
+    as_username: str,
+) -> None:
+    """Provide (note and/or files) or decline (with a reason) a contribution request."""
+    try:
+        with rt.session() as session:
+            req = _engine(rt, session).respond_contribution(
+                request_id,
+                _as_user(session, as_username),
+                provide=provide,
+                note=note,
+                reason=reason,
+                files=[(f.name, f.read_bytes()) for f in files],
+            )
+            state = req.state
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    click.echo(state)
 
 
 # --- users -----------------------------------------------------------------------------------

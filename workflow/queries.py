@@ -9,7 +9,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workflow.models import Organization, Plan, PlanTask, TaskInstance, Unit, User
+from workflow.engine import Engine
+from workflow.models import (
+    CoordinationRequest,
+    Evidence,
+    Organization,
+    Plan,
+    PlanTask,
+    Remark,
+    TaskInstance,
+    Unit,
+    User,
+)
 
 
 @dataclass(frozen=True)
@@ -87,3 +98,93 @@ def list_users(session: Session, org: Organization | None = None) -> list[User]:
 
 def organizations(session: Session) -> list[Organization]:
     return list(session.scalars(select(Organization).order_by(Organization.id)))
+
+
+def instance_detail(
+    session: Session, engine: Engine, instance: TaskInstance, viewer: User | None
+) -> dict[str, Any]:
+    """Everything a task page shows: the task, the instance, its evidence, remarks,
+    coordination requests, its history from the audit log and what the viewer may do now."""
+    task = instance.plan_task
+    org = instance.unit.organization
+    evidence = session.scalars(
+        select(Evidence).where(Evidence.instance_id == instance.id).order_by(Evidence.id)
+    ).all()
+    remarks = session.scalars(
+        select(Remark).where(Remark.instance_id == instance.id).order_by(Remark.id)
+    ).all()
+    requests = session.execute(
+        select(CoordinationRequest, Unit.code)
+        .join(Unit, CoordinationRequest.unit_id == Unit.id)
+        .where(CoordinationRequest.instance_id == instance.id)
+        .order_by(CoordinationRequest.id)
+    ).all()
+    users = {u.id: u.username for u in session.scalars(select(User))}
+    ledger = engine.trail.ledger(org)
+    history = ledger.history(session, "task_instance", instance.id)
+    for request, _code in requests:
+        history += ledger.history(session, "coordination_request", request.id)
+    history.sort(key=lambda entry: entry.seq)
+    return {
+        "id": instance.id,
+        "number": task.number,
+        "section": task.section,
+        "content": task.content,
+        "lead": instance.unit.code,
+        "lead_text": task.lead_text,
+        "coordinators_text": task.coordinators_text,
+        "coordinators": list(engine.coordinator_codes(instance)),
+        "timeframe": task.timeframe,
+        "products": [p["name"] for p in task.products],
+        "period": instance.period_label,
+        "start": instance.period_start.isoformat(),
+        "due": instance.due_date.isoformat() if instance.due_date else None,
+        "state": instance.state,
+        "version": instance.version,
+        "round": instance.submission_round,
+        "assignee": users.get(instance.assignee_id) if instance.assignee_id else None,
+        "evidence": [
+            {
+                "id": e.id,
+                "product": e.product,
+                "filename": e.filename,
+                "sha256": e.sha256,
+                "size": e.size,
+                "media_type": e.media_type,
+                "uploader": users.get(e.uploader_id),
+                "withdrawn": e.withdrawn_at is not None,
+            }
+            for e in evidence
+        ],
+        "remarks": [
+            {
+                "kind": r.kind,
+                "product": r.product,
+                "body": r.body,
+                "author": users.get(r.author_id),
+                "at": r.created_at.isoformat(),
+            }
+            for r in remarks
+        ],
+        "contributions": [
+            {
+                "id": r.id,
+                "unit": code,
+                "state": r.state,
+                "due": r.due_date.isoformat() if r.due_date else None,
+                "decline_reason": r.decline_reason,
+            }
+            for r, code in requests
+        ],
+        "history": [
+            {
+                "seq": h.seq,
+                "at": h.created_at.isoformat(),
+                "user": h.actor_user,
+                "role": h.actor_role,
+                "action": h.action,
+            }
+            for h in history
+        ],
+        "enabled_events": engine.enabled_events(instance, viewer) if viewer else [],
+    }

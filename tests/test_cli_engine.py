@@ -1,0 +1,131 @@
+"""Issue 4's script: a task driven through its whole lifecycle from the command line with the
+demo accounts; wrong actors refused with their codes; the exported log verifies and shows
+exactly those steps."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from app.cli import main
+
+PDF = b"%PDF-1.4\n% minh chung\n%%EOF\n"
+
+
+@pytest.fixture
+def cli(fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CCHC_DATABASE_URL", fresh_db_url)
+    monkeypatch.setenv("CCHC_INSTANCE_DIR", str(tmp_path / "instance"))
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    assert run("init", "--demo").exit_code == 0
+    return run
+
+
+@pytest.mark.db
+def test_full_lifecycle_from_the_cli(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (task,) = json.loads(cli("task", "list", "--number", "13", "--json").stdout)
+    tid = str(task["id"])
+
+    def fire(event: str, user: str, *extra: str) -> Result:
+        return cli("task", "fire", tid, event, "--as", user, *extra)
+
+    def refused(result: Result, code: str) -> None:
+        assert result.exit_code == 1, result.output
+        assert f"[{code}]" in result.output
+
+    refused(fire("start", "kthtdt.canbo"), "not_permitted")
+    assert fire("start", "vp.canbo").stdout.strip() == "in_progress"
+    refused(fire("submit", "vp.truong"), "evidence_missing")
+
+    detail = json.loads(cli("task", "show", tid, "--json", "--as", "vp.canbo").stdout)
+    evidence = tmp_path / "bao-cao.pdf"
+    evidence.write_bytes(PDF)
+    for product in detail["products"]:
+        added = cli("evidence", "add", tid, str(evidence), "--product", product, "--as", "vp.canbo")
+        assert added.exit_code == 0, added.output
+
+    refused(fire("submit", "vp.canbo"), "not_permitted")
+    assert fire("submit", "vp.truong").stdout.strip() == "evidence_submitted"
+    refused(
+        fire("review", "vp.truong", "--findings", "x", "--recommendation", "accept"),
+        "not_permitted",
+    )
+    refused(fire("review", "vhxh.thamdinh1"), "findings_required")
+    assert (
+        fire(
+            "review",
+            "vhxh.thamdinh1",
+            "--findings",
+            "Thiếu số liệu quý",
+            "--recommendation",
+            "return",
+        ).stdout.strip()
+        == "reviewed"
+    )
+    refused(fire("accept", "vhxh.thamdinh1", "--assessment", "x"), "not_permitted")
+    refused(fire("return_for_rework", "vhxh.truong"), "reason_required")
+    assert (
+        fire("return_for_rework", "vhxh.truong", "--reason", "Bổ sung số liệu quý").stdout.strip()
+        == "returned"
+    )
+    assert fire("rework", "vp.canbo").stdout.strip() == "in_progress"
+    assert fire("submit", "vp.truong").stdout.strip() == "evidence_submitted"
+    assert (
+        fire(
+            "review", "vhxh.thamdinh2", "--findings", "Đạt yêu cầu", "--recommendation", "accept"
+        ).stdout.strip()
+        == "reviewed"
+    )
+    refused(fire("accept", "vhxh.truong", "--assessment", "Tốt", "--version", "1"), "stale_version")
+    assert fire("accept", "vhxh.truong", "--assessment", "Hoàn thành tốt").stdout.strip() == (
+        "accepted"
+    )
+    refused(fire("cancel", "lanhdao", "--reason", "x"), "invalid_transition")
+
+    shown = json.loads(cli("task", "show", tid, "--json").stdout)
+    steps = [h["action"] for h in shown["history"]]
+    assert steps == ["task.assigned", "task.start"] + ["evidence.added"] * len(
+        detail["products"]
+    ) + [
+        "task.submit",
+        "task.review",
+        "task.return_for_rework",
+        "task.rework",
+        "task.submit",
+        "task.review",
+        "task.accept",
+    ]
+
+    out = tmp_path / "export"
+    assert cli("audit", "export", "-o", str(out)).exit_code == 0
+    verified = subprocess.run(
+        [sys.executable, "-m", "audit", "verify", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    lines = (out / "entries.jsonl").read_text(encoding="utf-8").splitlines()
+    mine = [json.loads(line) for line in lines]
+    mine = [e for e in mine if e["object"] == {"type": "task_instance", "id": tid}]
+    assert [e["action"] for e in mine] == steps
+    assert [e["actor"]["user"] for e in mine if e["action"].startswith("task.")][1:] == [
+        "vp.canbo",
+        "vp.truong",
+        "vhxh.thamdinh1",
+        "vhxh.truong",
+        "vp.canbo",
+        "vp.truong",
+        "vhxh.thamdinh2",
+        "vhxh.truong",
+    ]
