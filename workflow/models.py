@@ -312,3 +312,47 @@ class DeadlineAlert(Base):
     kind: Mapped[str] = mapped_column(String(16))
     due_date: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = _utc("created_at")
+
+
+class PlanAmendment(Base):
+    """A proposed change to the plan during the year (workflow.amendments): VHXH proposes,
+    the ward leader approves or rejects. `changes` holds the new values, checked and
+    normalised when proposed (JSON without floats)."""
+
+    __tablename__ = "plan_amendment"
+    __table_args__ = (
+        # The stored names of workflow.amendments.AmendmentKind and AmendmentState.
+        CheckConstraint("kind IN ('add_task', 'change_task', 'cancel_task')", name="kind"),
+        CheckConstraint("state IN ('proposed', 'approved', 'rejected')", name="state"),
+        # A decision and its decider come together, and only with a decided state.
+        CheckConstraint(
+            "(state = 'proposed' AND decided_by_id IS NULL AND decided_at IS NULL)"
+            " OR (state <> 'proposed' AND decided_by_id IS NOT NULL AND decided_at IS NOT NULL)",
+            name="decision",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # The task's number: the existing task changed or cancelled, or the new task's number.
+    task_number: Mapped[int] = mapped_column(Integer)
+    # Set when proposed for a change or a cancellation, when approved for a new task.
+    plan_task_id: Mapped[int | None] = mapped_column(ForeignKey("plan_task.id"))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    proposed_by_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    proposed_at: Mapped[datetime] = _utc("proposed_at")
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    plan: Mapped[Plan] = relationship()
+    plan_task: Mapped[PlanTask | None] = relationship()
+    proposed_by: Mapped[User] = relationship(foreign_keys=[proposed_by_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+
+    # SQLAlchemy reads this mapping once, at class creation; it is never mutated.
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
