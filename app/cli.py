@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 from sqlalchemy import Engine as DbEngine
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clock import SystemClock
@@ -38,13 +39,20 @@ from definitions.loader import (
 )
 from definitions.timeframe import TimeframeError, parse_timeframe
 from workflow.accounts import create_user, find_user, set_password
+from workflow.amendments import (
+    amendment_as_dict,
+    amendments_of,
+    decide_amendment,
+    propose_amendment,
+)
 from workflow.bootstrap import DEMO_PASSWORD, demo_accounts, initialize_ward
+from workflow.clock import ward_date
 from workflow.db import make_engine, session_factory
 from workflow.engine import Engine
 from workflow.errors import DomainError
 from workflow.evidence import LocalEvidenceStore
 from workflow.migrate import upgrade
-from workflow.models import Organization, Unit, User
+from workflow.models import Organization, Plan, Unit, User
 from workflow.planning import units_by_code
 from workflow.queries import instance_detail, list_instances, list_users, organizations
 from workflow.trail import SYSTEM, AuditTrail
@@ -122,6 +130,32 @@ def json_option(func: F) -> F:
 
 def org_option(func: F) -> F:
     return click.option("--org", "org_slug", default=None, help="Ward slug, when several.")(func)
+
+
+def _engine(rt: Runtime, session: Session) -> Engine:
+    return Engine(session, rt.trail, rt.clock, store=LocalEvidenceStore(rt.settings.evidence_dir))
+
+
+def _as_user(session: Session, username: str) -> User:
+    user = find_user(session, username.strip().lower())
+    if user is None or not user.active:
+        raise DomainError("unknown_user", f"Không có tài khoản “{username}”.")
+    return user
+
+
+def _parse_date(value: str | None) -> date | None:
+    """dd/mm/yyyy (as people write it) or yyyy-mm-dd (as scripts do)."""
+    if value is None:
+        return None
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    raise click.BadParameter(f"“{value}” không phải ngày hợp lệ (dd/mm/yyyy).")
+
+
+as_option = click.option("--as", "as_username", required=True, help="Acting username.")
 
 
 @click.group()
@@ -289,6 +323,148 @@ def _schedule_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@plan_group.group("amend")
+def amend_group() -> None:
+    """Amendments to the plan during the year: VHXH proposes, the ward leader decides."""
+
+
+_LIST_FIELDS = ("leads", "lead", "coordinators")
+
+
+def _changes(pairs: tuple[str, ...]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"“{pair}”: cần dạng trường=giá trị.", param_hint="--set")
+        key = key.strip()
+        if key in _LIST_FIELDS:
+            changes[key] = [v.strip() for v in value.split(",") if v.strip()]
+        elif key == "number":
+            changes[key] = int(value)
+        else:
+            changes[key] = value
+    return changes
+
+
+@amend_group.command("propose")
+@as_option
+@click.option(
+    "--kind", type=click.Choice(["add_task", "change_task", "cancel_task"]), required=True
+)
+@click.option("--task", "task_number", type=int, default=None, help="The task's number.")
+@click.option(
+    "--set",
+    "pairs",
+    multiple=True,
+    help="field=value: content, leads (codes, comma-separated), coordinators, "
+    "timeframe, products (a cell, split as the importer does), section, number.",
+)
+@click.option("--reason", required=True)
+@org_option
+@json_option
+@pass_runtime
+def amend_propose(
+    rt: Runtime,
+    as_username: str,
+    kind: str,
+    task_number: int | None,
+    pairs: tuple[str, ...],
+    reason: str,
+    org_slug: str | None,
+    as_json: bool,
+) -> None:
+    """Propose an amendment (VHXH)."""
+    try:
+        with rt.session() as session:
+            org = rt.organization(session, org_slug)
+            amendment = propose_amendment(
+                session,
+                org,
+                _current_plan(session, org),
+                _as_user(session, as_username),
+                kind=kind,
+                task_number=task_number,
+                changes=_changes(pairs),
+                reason=reason,
+                now=rt.clock.now(),
+                trail=rt.trail,
+            )
+            data = amendment_as_dict(amendment)
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    emit(data, as_json, lambda d: f"Đã đề xuất điều chỉnh #{d['id']}.")
+
+
+@amend_group.command("decide")
+@click.argument("amendment_id", type=int)
+@as_option
+@click.option("--approve/--reject", required=True)
+@click.option("--reason", default="")
+@org_option
+@json_option
+@pass_runtime
+def amend_decide(
+    rt: Runtime,
+    amendment_id: int,
+    as_username: str,
+    approve: bool,
+    reason: str,
+    org_slug: str | None,
+    as_json: bool,
+) -> None:
+    """Approve or reject a proposed amendment (the ward leader)."""
+    now = rt.clock.now()
+    try:
+        with rt.session() as session:
+            org = rt.organization(session, org_slug)
+            amendment = decide_amendment(
+                session,
+                org,
+                amendment_id,
+                _as_user(session, as_username),
+                approve=approve,
+                reason=reason,
+                now=now,
+                trail=rt.trail,
+                today=ward_date(now),
+            )
+            data = amendment_as_dict(amendment)
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    emit(data, as_json, lambda d: f"Điều chỉnh #{d['id']}: {d['state']}.")
+
+
+@amend_group.command("list")
+@click.option("--state", default=None)
+@org_option
+@json_option
+@pass_runtime
+def amend_list(rt: Runtime, state: str | None, org_slug: str | None, as_json: bool) -> None:
+    """The plan's amendments."""
+    with rt.session() as session:
+        org = rt.organization(session, org_slug)
+        data = [amendment_as_dict(a) for a in amendments_of(session, org, state=state)]
+    emit(
+        data,
+        as_json,
+        lambda rows: (
+            "\n".join(f"#{r['id']} {r['kind']} NV{r['task_number']} {r['state']}" for r in rows)
+            or "Chưa có điều chỉnh nào."
+        ),
+    )
+
+
+def _current_plan(session: Session, org: Organization) -> Plan:
+    plan = session.scalars(
+        select(Plan).where(Plan.organization_id == org.id).order_by(Plan.year.desc(), Plan.id)
+    ).first()
+    if plan is None:
+        fail("not_initialized", "Chưa nạp kế hoạch. Hãy chạy `cchc init` trước.")
+    assert plan is not None
+    return plan
+
+
 # --- tasks -----------------------------------------------------------------------------------
 
 
@@ -328,32 +504,6 @@ def _task_text(rows: list[dict[str, Any]]) -> str:
             f"{due:<10} {r['state']}"
         )
     return "\n".join(out) or "Không có nhiệm vụ nào."
-
-
-def _engine(rt: Runtime, session: Session) -> Engine:
-    return Engine(session, rt.trail, rt.clock, store=LocalEvidenceStore(rt.settings.evidence_dir))
-
-
-def _as_user(session: Session, username: str) -> User:
-    user = find_user(session, username.strip().lower())
-    if user is None or not user.active:
-        raise DomainError("unknown_user", f"Không có tài khoản “{username}”.")
-    return user
-
-
-def _parse_date(value: str | None) -> date | None:
-    """dd/mm/yyyy (as people write it) or yyyy-mm-dd (as scripts do)."""
-    if value is None:
-        return None
-    for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(value, fmt).date()
-        except ValueError:
-            continue
-    raise click.BadParameter(f"“{value}” không phải ngày hợp lệ (dd/mm/yyyy).")
-
-
-as_option = click.option("--as", "as_username", required=True, help="Acting username.")
 
 
 @task_group.command("show")

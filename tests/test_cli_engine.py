@@ -129,3 +129,54 @@ def test_full_lifecycle_from_the_cli(cli, tmp_path: Path) -> None:  # type: igno
         "vhxh.thamdinh2",
         "vhxh.truong",
     ]
+
+
+@pytest.mark.db
+def test_plan_amendment_from_the_cli(cli) -> None:  # type: ignore[no-untyped-def]
+    refused = cli(
+        "plan",
+        "amend",
+        "propose",
+        "--as",
+        "vp.truong",
+        "--kind",
+        "change_task",
+        "--task",
+        "45",
+        "--set",
+        "timeframe=Tháng 12/2026",
+        "--reason",
+        "Lùi lịch",
+    )
+    assert refused.exit_code == 1 and "[not_permitted]" in refused.output
+    made = cli(
+        "plan",
+        "amend",
+        "propose",
+        "--as",
+        "vhxh.truong",
+        "--kind",
+        "change_task",
+        "--task",
+        "45",
+        "--set",
+        "timeframe=Tháng 12/2026",
+        "--reason",
+        "Lùi lịch",
+        "--json",
+    )
+    assert made.exit_code == 0, made.output
+    amendment = json.loads(made.stdout)
+    self_decided = cli(
+        "plan", "amend", "decide", str(amendment["id"]), "--as", "vhxh.truong", "--approve"
+    )
+    assert self_decided.exit_code == 1
+    decided = cli(
+        "plan", "amend", "decide", str(amendment["id"]), "--as", "lanhdao", "--approve", "--json"
+    )
+    assert decided.exit_code == 0, decided.output
+    assert json.loads(decided.stdout)["state"] == "approved"
+    (task,) = json.loads(cli("task", "list", "--number", "45", "--json").stdout)
+    assert task["due"] == "2026-12-31"
+    listed = json.loads(cli("plan", "amend", "list", "--json").stdout)
+    assert [a["state"] for a in listed] == ["approved"]
