@@ -1,0 +1,560 @@
+"""Engine benchmark: full audited transitions per second next to a bare baseline, same run.
+
+A full transition is what a request does: a new session, `Engine.fire` (load the instance,
+locked on PostgreSQL; check permission and requirements; run the python-statemachine machine;
+write the change, its remark and outbox rows; append the audit entry to the ward's Merkle log)
+and COMMIT. The baseline is a bare SELECT + UPDATE + INSERT + COMMIT of one row through the
+same SQLAlchemy engine and driver (same pool, same SQLite pragmas and BEGIN IMMEDIATE), in
+the same database. Both run with one writer and with --writers concurrent writers (threads,
+each its own session and connection, each on its own rows), in alternating rounds so that
+load on the machine hits both sides, on SQLite (a file in WAL mode) and on PostgreSQL when a
+URL is given (the bench creates and drops its own uniquely named database next to it).
+
+The cycle of transitions repeats forever on every instance: instances are prepared (outside
+the timing) in `reviewed`, with evidence for every product, then fired through
+return_for_rework (the decider) → rework (a member) → submit (the unit's head) → review (a
+VHXH reviewer, recommending return) → reviewed again.
+
+Goal (issue 4): the engine at >= 25% of the baseline on SQLite and >= 45% on PostgreSQL.
+Then --profile N transitions run under cProfile and the time is broken down by component.
+
+    python bench/engine_bench.py [--transitions 1200] [--rounds 6] [--writers 4]
+        [--max-seconds 25] [--profile 600] [--pg-url URL] [--no-sqlite]
+
+The PostgreSQL URL may also come from CCHC_BENCH_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
+
+from definitions.loader import default_plan_path, load_plan, load_units
+from workflow.bootstrap import initialize_ward
+from workflow.clock import FixedClock
+from workflow.db import make_engine, session_factory
+from workflow.engine import Engine as WorkflowEngine
+from workflow.evidence import LocalEvidenceStore
+from workflow.lifecycle import machine_for
+from workflow.migrate import upgrade
+from workflow.models import TaskInstance, User
+from workflow.trail import AuditTrail
+
+ORIGIN = "bench.cchc.example/phuong-tran-hung-dao"
+T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Monday 02/03/2026, 09:00 in Hà Nội
+PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+CYCLE = ("return_for_rework", "rework", "submit", "review")
+EVENT_INPUTS: dict[str, dict[str, Any]] = {
+    "return_for_rework": {"reason": "Bổ sung phụ lục số liệu theo nhận xét thẩm định"},
+    "rework": {},
+    "submit": {},
+    "review": {"findings": "Thiếu số liệu quý, cần bổ sung", "recommendation": "return"},
+}
+GOALS = {"sqlite": 0.25, "postgresql": 0.45}
+BODY = ("Nộp minh chứng hoàn thành nhiệm vụ " * 16).encode()  # ~ an audit entry body
+
+bench_meta = MetaData()
+bench_task = Table(
+    "bench_task",
+    bench_meta,
+    Column("id", Integer, primary_key=True),
+    Column("state", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+bench_event = Table(
+    "bench_event",
+    bench_meta,
+    Column("id", Integer, primary_key=True),
+    Column("task_id", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
+
+
+# --- the workload ------------------------------------------------------------------------------
+
+
+@dataclass
+class Cycle:
+    """One instance going round the cycle, with who fires each event."""
+
+    instance_id: int
+    actors: dict[str, User]
+    phase: int = 0
+
+    def next(self) -> tuple[str, User]:
+        event = CYCLE[self.phase]
+        self.phase = (self.phase + 1) % len(CYCLE)
+        return event, self.actors[event]
+
+
+@dataclass
+class Bench:
+    label: str
+    url: str
+    engine: Engine
+    factory: sessionmaker[Session]
+    trail: AuditTrail
+    clock: FixedClock
+    cycles: list[Cycle]
+    rows: list[int] = field(default_factory=list)
+    # statement text per dialect for the baseline
+    select_sql: str = ""
+    update_sql: str = ""
+    insert_sql: str = ""
+
+    def fire_one(self, cycle: Cycle) -> None:
+        """One full audited transition in its own session and transaction."""
+        event, actor = cycle.next()
+        with self.factory() as session:
+            WorkflowEngine(session, self.trail, self.clock).fire(
+                cycle.instance_id,
+                event,
+                actor,
+                **EVENT_INPUTS[event],
+            )
+            session.commit()
+
+    def bare_one(self, row_id: int, step: int) -> None:
+        """The baseline: SELECT + UPDATE + INSERT + COMMIT through the same driver."""
+        with self.engine.begin() as conn:
+            _state, version = conn.exec_driver_sql(self.select_sql, (row_id,)).one()
+            conn.exec_driver_sql(self.update_sql, (CYCLE[step % 4], row_id, version))
+            conn.exec_driver_sql(self.insert_sql, (row_id, BODY))
+
+
+def _placeholder(engine: Engine) -> str:
+    return "?" if engine.dialect.name == "sqlite" else "%s"
+
+
+def setup(label: str, url: str, scratch: Path, limit: int) -> Bench:
+    """A migrated database holding the demo ward, every dated instance prepared in
+    `reviewed`, and the baseline's table of as many rows."""
+    started = time.perf_counter()
+    upgrade(url)
+    engine = make_engine(url, pool_size=8)
+    factory = session_factory(engine)
+    trail = AuditTrail()
+    clock = FixedClock(T0)
+    plan_path = default_plan_path()
+    with factory() as session:
+        initialize_ward(
+            session,
+            catalog=load_units(),
+            plan=load_plan(plan_path),
+            plan_text=plan_path.read_text(encoding="utf-8"),
+            now=T0,
+            organization_name="Phường Trần Hưng Đạo",
+            audit_origin=ORIGIN,
+            trail=trail,
+            demo=True,
+        )
+        session.commit()
+
+    with factory() as session:
+        users = {
+            u.username: u
+            for u in session.scalars(
+                select(User).options(selectinload(User.roles), joinedload(User.unit))
+            ).unique()
+        }
+        for user in users.values():
+            user.role_names  # noqa: B018 - loaded now, used detached later
+        instances = session.scalars(
+            select(TaskInstance)
+            .options(joinedload(TaskInstance.unit), joinedload(TaskInstance.plan_task))
+            .where(TaskInstance.state == "assigned", TaskInstance.due_date.is_not(None))
+            .order_by(TaskInstance.id)
+            .limit(limit)
+        ).all()
+        plan = [(i.id, i.unit.code, [p["name"] for p in i.plan_task.products]) for i in instances]
+        session.expunge_all()
+
+    store = LocalEvidenceStore(scratch / f"evidence-{label}")
+    cycles: list[Cycle] = []
+    for instance_id, unit, products in plan:
+        prefix = unit.lower()
+        member, head = users[f"{prefix}.canbo"], users[f"{prefix}.truong"]
+        reviewer = users["vhxh.thamdinh1"]
+        decider = users["lanhdao"] if unit == "VHXH" else users["vhxh.truong"]
+        with factory() as session:
+            eng = WorkflowEngine(session, trail, clock, store=store)
+            eng.fire(instance_id, "start", member)
+            for n, product in enumerate(products):
+                eng.add_evidence(
+                    instance_id,
+                    member,
+                    data=PDF + f"{instance_id}-{n}".encode(),
+                    filename=f"minh-chung-{n}.pdf",
+                    product=product,
+                )
+            eng.fire(instance_id, "submit", head)
+            eng.fire(instance_id, "review", reviewer, **EVENT_INPUTS["review"])
+            session.commit()
+        actors = {"return_for_rework": decider, "rework": member, "submit": head}
+        cycles.append(Cycle(instance_id, {**actors, "review": reviewer}))
+
+    bench_meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(bench_task),
+            [{"id": i, "state": "reviewed", "version": 1} for i in range(1, 1 + len(cycles))],
+        )
+    p = _placeholder(engine)
+    bench = Bench(
+        label=label,
+        url=url,
+        engine=engine,
+        factory=factory,
+        trail=trail,
+        clock=clock,
+        cycles=cycles,
+        rows=list(range(1, 1 + len(cycles))),
+        select_sql=f"SELECT state, version FROM bench_task WHERE id = {p}",
+        update_sql=(
+            f"UPDATE bench_task SET state = {p}, version = version + 1 "
+            f"WHERE id = {p} AND version = {p}"
+        ),
+        insert_sql=f"INSERT INTO bench_event (task_id, body) VALUES ({p}, {p})",
+    )
+    print(
+        f"[{label}] setup: {len(cycles)} instances prepared in `reviewed` "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    return bench
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def _split(items: list[Any], parts: int) -> list[list[Any]]:
+    return [items[i::parts] for i in range(parts)]
+
+
+def _run_writers(jobs: list[Callable[[], None]]) -> float:
+    """Run the jobs at once, one thread each; the wall time from a common start."""
+    if len(jobs) == 1:
+        start = time.perf_counter()
+        jobs[0]()
+        return time.perf_counter() - start
+    barrier = threading.Barrier(len(jobs) + 1)
+    errors: list[BaseException] = []
+
+    def run(job: Callable[[], None]) -> None:
+        barrier.wait()
+        try:
+            job()
+        except BaseException as exc:  # reported below: a failing writer fails the bench
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+@dataclass
+class Measure:
+    done: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.seconds if self.seconds else 0.0
+
+
+def measure(
+    bench: Bench, writers: int, per_round: int, rounds: int, budget: float
+) -> tuple[Measure, Measure]:
+    """Alternate engine and baseline rounds until `rounds` or the time budget is used."""
+    cycle_groups = _split(bench.cycles, writers)
+    row_groups = _split(bench.rows, writers)
+    each = max(1, per_round // writers)
+    positions = [0] * writers
+    steps = [0] * writers
+    full, bare = Measure(), Measure()
+    deadline = time.perf_counter() + budget
+
+    def engine_job(w: int) -> Callable[[], None]:
+        def job() -> None:
+            group = cycle_groups[w]
+            for _ in range(each):
+                bench.fire_one(group[positions[w] % len(group)])
+                positions[w] += 1
+
+        return job
+
+    def bare_job(w: int) -> Callable[[], None]:
+        def job() -> None:
+            group = row_groups[w]
+            for _ in range(each):
+                bench.bare_one(group[steps[w] % len(group)], steps[w] // len(group))
+                steps[w] += 1
+
+        return job
+
+    for r in range(rounds):
+        full.seconds += _run_writers([engine_job(w) for w in range(writers)])
+        full.done += each * writers
+        bare.seconds += _run_writers([bare_job(w) for w in range(writers)])
+        bare.done += each * writers
+        if r >= 1 and time.perf_counter() > deadline:
+            break
+    return full, bare
+
+
+def report(label: str, writers: int, full: Measure, bare: Measure) -> float:
+    ratio = full.rate / bare.rate
+    goal = GOALS[label]
+    verdict = "meets" if ratio >= goal else "below"
+    print(
+        f"[{label}] {writers} writer{'s' if writers > 1 else ' '}: engine {full.rate:8,.0f} "
+        f"transitions/s ({full.done:,} in {full.seconds:.2f} s) | baseline SELECT+UPDATE+INSERT"
+        f"+COMMIT {bare.rate:8,.0f}/s ({bare.done:,}) | ratio {ratio:6.1%} "
+        f"(goal >= {goal:.0%}: {verdict})"
+    )
+    return ratio
+
+
+def micro(count: int = 2000) -> None:
+    """The machine alone: construction and one send, in memory."""
+
+    class Row:
+        state = "reviewed"
+
+    rows = [Row() for _ in range(count)]
+    start = time.perf_counter()
+    machines = [machine_for(r) for r in rows]
+    built = (time.perf_counter() - start) / count
+    start = time.perf_counter()
+    for m in machines:
+        m.send("return_for_rework")
+    sent = (time.perf_counter() - start) / count
+    print(
+        f"[machine] python-statemachine in memory: build {built * 1e3:.3f} ms, "
+        f"send {sent * 1e3:.3f} ms per transition"
+    )
+
+
+# --- profiling ---------------------------------------------------------------------------------
+
+
+def _key_functions() -> list[tuple[str, Any]]:
+    """(label, function): their cumulative time per transition. They nest (fire contains the
+    rest), so they do not add up; the package breakdown below does."""
+    from sqlalchemy.orm.strategies import _LazyLoader
+
+    from audit.canonical import canonical_bytes
+    from audit.ledger import Ledger
+    from workflow.lifecycle import Lifecycle
+
+    e = WorkflowEngine
+    return [
+        ("Engine.fire (all but commit)", e.fire),
+        ("  Engine.load (SELECT ... instance)", e.load),
+        ("  Engine.work (evidence uploaders)", e.work),
+        ("  Engine.policy (plan_task -> plan)", e.policy),
+        ("  Engine._requirements (submit checks)", e._requirements),
+        ("  machine_for (build the machine)", machine_for),
+        ("  StateMachine.send", Lifecycle.send),
+        ("  Engine._apply (+ remark)", e._apply),
+        ("  Engine._flush (UPDATE instance, INSERT remark)", e._flush),
+        ("  Engine._org (unit -> organization)", e._org),
+        ("  AuditTrail.record", AuditTrail.record),
+        ("    Ledger.append (Merkle append)", Ledger.append),
+        ("      canonical_bytes", canonical_bytes),
+        ("  Engine._notify_transition (outbox)", e._notify_transition),
+        ("    Engine._role_people (users + roles)", e._role_people),
+        ("    Engine._unit_people", e._unit_people),
+        ("ORM lazy loads (all)", _LazyLoader._load_for_state),
+        ("Session.flush (all, incl. autoflush)", Session.flush),
+        ("Session.commit", Session.commit),
+        ("Session.close", Session.close),
+    ]
+
+
+def _pstats_key(function: Any) -> tuple[str, int, str]:
+    code = getattr(function, "__func__", function).__code__
+    return (code.co_filename, code.co_firstlineno, code.co_name)
+
+
+PACKAGES: tuple[tuple[str, str], ...] = (
+    ("statemachine/", "python-statemachine"),
+    ("sqlalchemy/orm/", "SQLAlchemy ORM"),
+    ("sqlalchemy/", "SQLAlchemy Core/engine/pool"),
+    ("/audit/", "audit ledger (ours)"),
+    ("/workflow/", "workflow engine (ours)"),
+    ("psycopg", "psycopg (driver, incl. waiting on the server)"),
+    ("blinker", "blinker"),
+    ("rfc8785", "rfc8785 (canonical JSON)"),
+)
+
+
+def _package(filename: str, funcname: str) -> str:
+    if filename == "~":  # a builtin: name it by what it belongs to
+        if "sqlite3" in funcname:
+            return "sqlite3 driver (C: execute, commit, fetch)"
+        if "psycopg" in funcname or "pq" in funcname:
+            return "psycopg (driver, incl. waiting on the server)"
+        if "select" in funcname or "poll" in funcname or "wait" in funcname:
+            return "waiting on the server"
+        return "builtins (other)"
+    for needle, name in PACKAGES:
+        if needle in filename:
+            return name
+    return "other (stdlib: json, hashlib, uuid, dataclasses, ...)"
+
+
+def profile(bench: Bench, count: int) -> None:
+    profiler = cProfile.Profile()
+    cycles = bench.cycles
+    profiler.enable()
+    start = time.perf_counter()
+    for i in range(count):
+        bench.fire_one(cycles[i % len(cycles)])
+    elapsed = time.perf_counter() - start
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for (_, _, tt, _, _) in raw.values())
+    print(
+        f"[{bench.label}] profile of {count} transitions: {elapsed / count * 1e3:.2f} ms each "
+        f"under cProfile ({total / count * 1e3:.2f} ms of profiled time)"
+    )
+    print(f"[{bench.label}]   cumulative per transition (nested):")
+    for label, function in _key_functions():
+        row = raw.get(_pstats_key(function))
+        nc, ct = (row[1], row[3]) if row else (0, 0.0)
+        print(
+            f"[{bench.label}]     {label:<48} {ct / count * 1e3:6.3f} ms "
+            f"{ct / total:6.1%}  ({nc / count:.1f} calls)"
+        )
+    by_package: dict[str, float] = defaultdict(float)
+    for (filename, _, funcname), (_, _, tt, _, _) in raw.items():
+        by_package[_package(filename, funcname)] += tt
+    print(f"[{bench.label}]   own time by package:")
+    for name, tt in sorted(by_package.items(), key=lambda kv: -kv[1]):
+        print(f"[{bench.label}]     {name:<52} {tt / count * 1e3:6.3f} ms {tt / total:6.1%}")
+    executes = sum(
+        nc
+        for (filename, _, funcname), (_, nc, _, _, _) in raw.items()
+        if filename.endswith("sqlalchemy/engine/base.py") and funcname == "_execute_context"
+    )
+    print(
+        f"[{bench.label}]   SQL statements through SQLAlchemy per transition: "
+        f"{executes / count:.1f} (plus the ledger's own cursor statements)"
+    )
+    print(f"[{bench.label}]   top functions by own time:")
+    top = sorted(raw.items(), key=lambda kv: -kv[1][2])[:12]
+    for (filename, line, funcname), (_, nc, tt, _, _) in top:
+        where = "/".join(Path(filename).parts[-2:]) if filename != "~" else ""
+        print(
+            f"[{bench.label}]     {tt / count * 1e3:6.3f} ms {nc / count:6.1f}x  "
+            f"{where}:{line} {funcname}"
+        )
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def pg_database(base_url: str) -> Iterator[str]:
+    url = make_url(base_url).set(drivername="postgresql+psycopg")
+    name = f"cchc_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def run_backend(label: str, url: str, args: argparse.Namespace, scratch: Path) -> None:
+    bench = setup(label, url, scratch, args.instances)
+    try:
+        for writers in (1, args.writers):
+            full, bare = measure(bench, writers, args.transitions, args.rounds, args.max_seconds)
+            report(label, writers, full, bare)
+        if args.profile:
+            profile(bench, args.profile)
+    finally:
+        bench.engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--transitions", type=int, default=120, help="per round, all writers together"
+    )
+    parser.add_argument("--rounds", type=int, default=12, help="at most; at least 2")
+    parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument(
+        "--max-seconds", type=float, default=8.0, help="time budget per measurement"
+    )
+    parser.add_argument("--instances", type=int, default=40, help="instances going round")
+    parser.add_argument("--profile", type=int, default=200, help="transitions profiled; 0: none")
+    parser.add_argument("--pg-url", default=os.environ.get("CCHC_BENCH_DATABASE_URL"))
+    parser.add_argument("--no-sqlite", action="store_true")
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="cchc-engine-bench-"))
+    began = time.perf_counter()
+    try:
+        print(
+            f"transitions per round: {args.transitions:,}; rounds: {args.rounds}; writers: 1 "
+            f"and {args.writers}; cycle: {' → '.join(CYCLE)}; scratch: {scratch}"
+        )
+        micro()
+        if not args.no_sqlite:
+            run_backend("sqlite", f"sqlite:///{scratch / 'engine.sqlite'}", args, scratch)
+        if args.pg_url:
+            with pg_database(args.pg_url) as url:
+                run_backend("postgresql", url, args, scratch)
+        else:
+            print("[postgresql] skipped: give --pg-url or set CCHC_BENCH_DATABASE_URL")
+        print(f"total {time.perf_counter() - began:.1f} s")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
