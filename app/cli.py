@@ -48,6 +48,8 @@ from workflow.amendments import (
 from workflow.bootstrap import DEMO_PASSWORD, demo_accounts, initialize_ward
 from workflow.clock import ward_date
 from workflow.db import make_engine, session_factory
+from workflow.deadlines import tick
+from workflow.delivery import deliver_pending
 from workflow.engine import Engine
 from workflow.errors import DomainError
 from workflow.evidence import LocalEvidenceStore
@@ -772,6 +774,69 @@ def contribution_answer(
     except DomainError as exc:
         fail(exc.code, exc.message)
     click.echo(state)
+
+
+@main.command("tick")
+@click.option("--today", default=None, help="The date to check as of (dd/mm/yyyy); default today.")
+@click.option(
+    "--due-soon-days",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Working days before the due date that count as due soon.",
+)
+@org_option
+@json_option
+@pass_runtime
+def tick_command(
+    rt: Runtime, today: str | None, due_soon_days: int, org_slug: str | None, as_json: bool
+) -> None:
+    """Send deadline-approaching and overdue alerts, once per instance and threshold."""
+    now = rt.clock.now()
+    day = _parse_date(today) or ward_date(now)
+    with rt.session() as session:
+        org = rt.organization(session, org_slug)
+        report = tick(
+            session,
+            org,
+            today=day,
+            now=now,
+            calendar=load_calendar(),
+            trail=rt.trail,
+            due_soon_days=due_soon_days,
+        )
+        data = report.as_json()
+    emit(
+        data,
+        as_json,
+        lambda d: (
+            f"Ngày {day:%d/%m/%Y}: {len(d['due_soon'])} sắp đến hạn, "
+            f"{len(d['overdue'])} quá hạn được báo."
+        ),
+    )
+
+
+@main.group("notify")
+def notify_group() -> None:
+    """Notifications from the outbox."""
+
+
+@notify_group.command("deliver")
+@click.option(
+    "--to-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write .eml files there instead of sending (default: instance/outbox, "
+    "unless CCHC_SMTP_HOST is set).",
+)
+@click.option("--limit", type=int, default=100, show_default=True)
+@pass_runtime
+def notify_deliver(rt: Runtime, to_dir: Path | None, limit: int) -> None:
+    """Deliver unsent notifications by e-mail (SMTP from settings) or as files."""
+    sender = rt.settings.notification_sender(to_dir)
+    with rt.session() as session:
+        sent = deliver_pending(session, sender, now=rt.clock.now(), limit=limit)
+    click.echo(f"Đã gửi {sent} thông báo.")
 
 
 # --- users -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 from audit.checkpoint import load_signer
 from audit.ledger import CheckpointPolicy
 from workflow.db import default_database_url
+from workflow.delivery import FileSender, Sender, SmtpSender
 from workflow.trail import AuditTrail
 
 ORGANIZATION_NAME = "Phường Trần Hưng Đạo"
@@ -68,6 +69,20 @@ class Settings:
             interval=timedelta(minutes=self.checkpoint_every_minutes),
         )
         return AuditTrail(signer=signer, policy=policy)
+
+    def notification_sender(self, directory: Path | None = None) -> Sender:
+        """SMTP when CCHC_SMTP_HOST is set (and no directory is asked for), files otherwise."""
+        host = os.environ.get("CCHC_SMTP_HOST")
+        if host and directory is None:
+            return SmtpSender(
+                host=host,
+                port=int(os.environ.get("CCHC_SMTP_PORT", "587")),
+                username=os.environ.get("CCHC_SMTP_USERNAME") or None,
+                password=os.environ.get("CCHC_SMTP_PASSWORD") or None,
+                use_tls=os.environ.get("CCHC_SMTP_TLS", "1") not in ("0", "false", "no"),
+                from_addr=os.environ.get("CCHC_SMTP_FROM", "cchc@localhost"),
+            )
+        return FileSender(directory or self.instance_dir / "outbox")
 
 
 def audit_origin(slug: str) -> str:

@@ -180,3 +180,21 @@ def test_plan_amendment_from_the_cli(cli) -> None:  # type: ignore[no-untyped-de
     assert task["due"] == "2026-12-31"
     listed = json.loads(cli("plan", "amend", "list", "--json").stdout)
     assert [a["state"] for a in listed] == ["approved"]
+
+
+@pytest.mark.db
+def test_tick_alerts_once_and_notifications_are_delivered(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = cli("tick", "--today", "20/01/2026", "--json")
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    (task1,) = json.loads(cli("task", "list", "--number", "1", "--json").stdout)
+    assert task1["id"] in report["overdue"]  # due 14/01/2026
+    again = json.loads(cli("tick", "--today", "20/01/2026", "--json").stdout)
+    assert again["overdue"] == [] and again["due_soon"] == []
+
+    outbox = tmp_path / "mail"
+    delivered = cli("notify", "deliver", "--to-dir", str(outbox))
+    assert delivered.exit_code == 0, delivered.output
+    files = list(outbox.glob("*.eml"))
+    assert files and "Đã gửi" in delivered.stdout
+    assert cli("notify", "deliver", "--to-dir", str(outbox)).stdout.startswith("Đã gửi 0 ")

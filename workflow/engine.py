@@ -13,12 +13,13 @@ from __future__ import annotations
 import functools
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from blinker import NamedSignal
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from definitions.units import UnitCatalog, load_units
@@ -38,6 +39,7 @@ from workflow.models import (
     TaskInstance,
     Unit,
     User,
+    UserRole,
 )
 from workflow.permissions import Person, Policy, Work, decider_role, refusal
 from workflow.states import TASK_STATE_LABELS, RemarkKind, RequestState, Role, TaskState
@@ -102,11 +104,27 @@ class Engine:
     # --- reading ----------------------------------------------------------------------------
 
     def load(self, instance_id: int, *, lock: bool = False) -> TaskInstance:
-        stmt = select(TaskInstance).where(TaskInstance.id == instance_id)
+        # The instance with what every check reads (its unit and ward, its task and plan) in
+        # one statement; inner joins, so that FOR UPDATE may lock the instance row.
+        stmt = (
+            select(TaskInstance)
+            .where(TaskInstance.id == instance_id)
+            .options(
+                joinedload(TaskInstance.unit, innerjoin=True).joinedload(
+                    Unit.organization, innerjoin=True
+                ),
+                joinedload(TaskInstance.plan_task, innerjoin=True).joinedload(
+                    PlanTask.plan, innerjoin=True
+                ),
+            )
+        )
         if lock:
             # PostgreSQL serialises writers on the row; SQLite already holds the write lock
             # (BEGIN IMMEDIATE) and ignores FOR UPDATE.
-            stmt = stmt.with_for_update()
+            # populate_existing: a row already in the session is refreshed from the locked read.
+            stmt = stmt.with_for_update(of=TaskInstance).execution_options(
+                populate_existing=True
+            )
         instance = self.session.scalars(stmt).one_or_none()
         if instance is None:
             raise DomainError("not_found", f"Không tìm thấy nhiệm vụ số {instance_id}.")
@@ -165,41 +183,33 @@ class Engine:
     ) -> Outcome:
         if event not in EVENTS:
             raise DomainError("unknown_event", f"Không có thao tác “{event}”.")
-        instance = self.load(instance_id, lock=True)
-        self._check_version(instance, expected_version)
-        before = instance.state
-        if target_of(before, event) is None:
-            raise DomainError(
-                "invalid_transition",
-                f"Không thể “{EVENT_LABELS[event]}” khi nhiệm vụ đang ở trạng thái "
-                f"“{_state_label(before)}”.",
+        with self.session.no_autoflush:
+            instance = self.load(instance_id, lock=True)
+            self._check_version(instance, expected_version)
+            work = self._checked(instance, event, actor)
+            inputs = _Inputs(
+                reason=_text(reason),
+                assessment=_text(assessment),
+                findings=_text(findings),
+                recommendation=_text(recommendation),
+                due=due,
+                explanation=_text(explanation),
             )
-        person, work, policy = person_of(actor), self.work(instance), self.policy(instance)
-        refused = refusal(event, person, work, policy)
-        if refused is not None:
-            raise refused
-        inputs = _Inputs(
-            reason=_text(reason),
-            assessment=_text(assessment),
-            findings=_text(findings),
-            recommendation=_text(recommendation),
-            due=due,
-            explanation=_text(explanation),
-        )
-        details = self._requirements(event, instance, policy, inputs)
+            details = self._requirements(event, instance, self.policy(instance), inputs)
+        before = instance.state
 
         # Everything above only read; from here on the instance changes.
         now = self.clock.now()
         machine_for(instance).send(event)
         self._apply(event, instance, actor, inputs, now)
-        instance.updated_at = now
+        _touch(instance, now)
         self._flush()
-        role = _acting_role(event, person, work)
+        person = person_of(actor)
         entry = self.trail.record(
             self.session,
             self._org(instance),
             now=now,
-            actor=Actor(actor.username, person.unit, role),
+            actor=Actor(actor.username, person.unit, _acting_role(event, person, work)),
             action=f"task.{event}",
             object_type="task_instance",
             object_id=instance.id,
@@ -207,7 +217,7 @@ class Engine:
             after={"state": instance.state, "version": instance.version},
             details=details or None,
         )
-        self._notify_transition(event, instance, actor, inputs)
+        self._notify_transition(event, instance, actor, inputs, work)
         signal = _SIGNALS.get(event)
         if signal is not None:
             signals.send_after_commit(
@@ -219,6 +229,21 @@ class Engine:
                 state=instance.state,
             )
         return Outcome(instance.id, event, before, instance.state, instance.version, entry.seq)
+
+    def _checked(self, instance: TaskInstance, event: str, actor: User) -> Work:
+        """The instance as the rules see it, once the event exists and the person may."""
+        before = instance.state
+        if target_of(before, event) is None:
+            raise DomainError(
+                "invalid_transition",
+                f"Không thể “{EVENT_LABELS[event]}” khi nhiệm vụ đang ở trạng thái "
+                f"“{_state_label(before)}”.",
+            )
+        work = self.work(instance)
+        refused = refusal(event, person_of(actor), work, self.policy(instance))
+        if refused is not None:
+            raise refused
+        return work
 
     def _check_version(self, instance: TaskInstance, expected: int | None) -> None:
         if expected is not None and instance.version != expected:
@@ -386,16 +411,20 @@ class Engine:
         )
 
     def _role_people(self, org_id: int, role: Role) -> list[User]:
-        return [
-            u
-            for u in self.session.scalars(
-                select(User).where(User.organization_id == org_id, User.active.is_(True))
+        return list(
+            self.session.scalars(
+                select(User)
+                .join(UserRole, UserRole.user_id == User.id)
+                .where(
+                    User.organization_id == org_id,
+                    User.active.is_(True),
+                    UserRole.role == role.value,
+                )
             )
-            if role.value in u.role_names
-        ]
+        )
 
     def _notify_transition(
-        self, event: str, instance: TaskInstance, actor: User, inputs: _Inputs
+        self, event: str, instance: TaskInstance, actor: User, inputs: _Inputs, work: Work
     ) -> None:
         task = instance.plan_task
         name = f"Nhiệm vụ {task.number} ({instance.unit.code}, {instance.period_label})"
@@ -405,7 +434,7 @@ class Engine:
             recipients = self._role_people(org_id, Role.REVIEWER)
             message = f"{name} đã được nộp, chờ thẩm định."
         elif event == "review":
-            recipients = self._role_people(org_id, decider_role(self.work(instance)))
+            recipients = self._role_people(org_id, decider_role(work))
             message = f"{name} đã được thẩm định, chờ quyết định nghiệm thu."
         elif event == "return_for_rework":
             recipients = self._unit_people(instance.unit_id)
@@ -509,7 +538,7 @@ class Engine:
             created_at=now,
         )
         self.session.add(evidence)
-        instance.updated_at = now  # bumps the version: a submission covers what was seen
+        _touch(instance, now)  # a submission covers what its submitter saw
         self._flush()
         self.trail.record(
             self.session,
@@ -542,7 +571,7 @@ class Engine:
             )
         now = self.clock.now()
         evidence.withdrawn_at = now
-        instance.updated_at = now
+        _touch(instance, now)
         self._flush()
         self.trail.record(
             self.session,
@@ -571,7 +600,7 @@ class Engine:
             raise DomainError("explanation_required", "Cần nhập nội dung giải trình.")
         now = self.clock.now()
         remark = self._remark(instance, actor, RemarkKind.EXPLANATION, body, now, product_name)
-        instance.updated_at = now
+        _touch(instance, now)
         self._flush()
         self.trail.record(
             self.session,
@@ -747,7 +776,7 @@ class Engine:
             request.decline_reason = reason_text
         request.responded_by_id = actor.id
         request.responded_at = now
-        instance.updated_at = now
+        _touch(instance, now)
         self._flush()
         details: dict[str, Any] = {"note": note_text} if provide else {"reason": reason_text}
         if stored:
@@ -864,7 +893,7 @@ class Engine:
             instance.assignee_id = to_user.id
         else:
             raise DomainError("target_required", "Cần chọn người hoặc đơn vị nhận nhiệm vụ.")
-        instance.updated_at = now
+        _touch(instance, now)
         self._flush()
         self.trail.record(
             self.session,
@@ -909,6 +938,13 @@ class _Inputs:
     recommendation: str
     due: date | None
     explanation: str
+
+
+def _touch(instance: TaskInstance, now: datetime) -> None:
+    """Mark the instance changed so that its version moves even when `now` equals the stored
+    instant: every change makes an older view of the instance stale."""
+    instance.updated_at = now
+    flag_modified(instance, "updated_at")
 
 
 def _acting_role(event: str, person: Person, work: Work) -> str:

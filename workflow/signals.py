@@ -20,7 +20,7 @@ from typing import Any
 
 from blinker import NamedSignal, Namespace
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 workflow = Namespace()
 
@@ -39,17 +39,31 @@ _PENDING = "cchc.pending_signals"
 
 
 def send_after_commit(session: Session, signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
-    """Queue a signal on the session; it is sent when the session commits, dropped on rollback."""
-    session.info.setdefault(_PENDING, []).append((signal, sender, kwargs))
+    """Queue a signal on the session; it is sent when the session commits, and dropped when
+    the transaction (or savepoint) it was queued in rolls back."""
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((transaction, signal, sender, kwargs))
 
 
 @event.listens_for(Session, "after_commit")
 def _send_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, [])
-    for signal, sender, kwargs in pending:
+    for _transaction, signal, sender, kwargs in pending:
         signal.send(sender, **kwargs)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+def _inside(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction: SessionTransaction) -> None:
+    # Only what was queued inside the transaction or savepoint that rolled back is dropped:
+    # the changes of an enclosing transaction still commit, and so do their signals.
+    pending = session.info.get(_PENDING)
+    if pending:
+        session.info[_PENDING] = [p for p in pending if not _inside(p[0], previous_transaction)]
