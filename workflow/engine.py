@@ -122,9 +122,7 @@ class Engine:
             # PostgreSQL serialises writers on the row; SQLite already holds the write lock
             # (BEGIN IMMEDIATE) and ignores FOR UPDATE.
             # populate_existing: a row already in the session is refreshed from the locked read.
-            stmt = stmt.with_for_update(of=TaskInstance).execution_options(
-                populate_existing=True
-            )
+            stmt = stmt.with_for_update(of=TaskInstance).execution_options(populate_existing=True)
         instance = self.session.scalars(stmt).one_or_none()
         if instance is None:
             raise DomainError("not_found", f"Không tìm thấy nhiệm vụ số {instance_id}.")

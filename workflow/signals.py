@@ -47,9 +47,21 @@ def send_after_commit(session: Session, signal: NamedSignal, sender: Any, **kwar
 
 @event.listens_for(Session, "after_commit")
 def _send_pending(session: Session) -> None:
+    # SQLAlchemy also calls this when a savepoint is released: nothing is announced until the
+    # session's own transaction commits.
+    if session.in_nested_transaction():
+        return
     pending = session.info.pop(_PENDING, [])
     for _transaction, signal, sender, kwargs in pending:
         signal.send(sender, **kwargs)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_pending(session: Session, transaction: SessionTransaction) -> None:
+    # The session's transaction ended without a commit (rollback or close): its changes are
+    # gone, and so are their signals. After a commit the list was already sent and emptied.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 def _inside(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
