@@ -56,7 +56,13 @@ from workflow.evidence import LocalEvidenceStore
 from workflow.migrate import upgrade
 from workflow.models import Organization, Plan, Unit, User
 from workflow.planning import units_by_code
-from workflow.queries import instance_detail, list_instances, list_users, organizations
+from workflow.queries import (
+    instance_detail,
+    list_instances,
+    list_users,
+    notifications_for,
+    organizations,
+)
 from workflow.trail import SYSTEM, AuditTrail
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -819,6 +825,38 @@ def tick_command(
 @main.group("notify")
 def notify_group() -> None:
     """Notifications from the outbox."""
+
+
+@notify_group.command("list")
+@as_option
+@json_option
+@pass_runtime
+def notify_list(rt: Runtime, as_username: str, as_json: bool) -> None:
+    """A person's in-app notifications, newest first."""
+    try:
+        with rt.session() as session:
+            user = _as_user(session, as_username)
+            data = [
+                {
+                    "id": n.id,
+                    "event": n.event,
+                    "instance": n.instance_id,
+                    "message": n.message,
+                    "at": n.created_at.isoformat(),
+                    "read": n.read_at is not None,
+                }
+                for n in notifications_for(session, user)
+            ]
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    emit(
+        data,
+        as_json,
+        lambda rows: (
+            "\n".join(f"{'  ' if r['read'] else '* '}{r['message']}" for r in rows)
+            or "Chưa có thông báo nào."
+        ),
+    )
 
 
 @notify_group.command("deliver")

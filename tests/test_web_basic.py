@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,3 +93,36 @@ def test_login_form_requires_csrf_and_sets_headers(web: Flask) -> None:
     page = client.get("/login")
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.db
+def test_notifications_page_lists_and_marks_read(web: Flask, tmp_path: Path) -> None:
+    # the reviewer gets a notification when VP submits: drive it through the CLI
+    runner = CliRunner()
+    (task,) = [
+        t
+        for t in json.loads(runner.invoke(main, ["task", "list", "--unit", "VP", "--json"]).stdout)
+        if t["number"] == 11
+    ]
+    tid = str(task["id"])
+    assert runner.invoke(main, ["task", "fire", tid, "start", "--as", "vp.canbo"]).exit_code == 0
+    detail = json.loads(runner.invoke(main, ["task", "show", tid, "--json"]).stdout)
+    pdf = tmp_path / "a.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    for product in detail["products"]:
+        added = runner.invoke(
+            main, ["evidence", "add", tid, str(pdf), "--product", product, "--as", "vp.canbo"]
+        )
+        assert added.exit_code == 0, added.output
+    assert runner.invoke(main, ["task", "fire", tid, "submit", "--as", "vp.truong"]).exit_code == 0
+
+    client = web.test_client()
+    token = _csrf(client, "/login")
+    client.post(
+        "/login",
+        data={"username": "vhxh.thamdinh1", "password": DEMO_PASSWORD, "csrf_token": token},
+    )
+    page = client.get("/thong-bao").get_data(as_text=True)
+    assert "(1 chưa đọc)" in page and "đã được nộp, chờ thẩm định" in page
+    client.post("/thong-bao", data={"csrf_token": _csrf(client, "/thong-bao")})
+    assert "chưa đọc" not in client.get("/thong-bao").get_data(as_text=True)

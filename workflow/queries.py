@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from workflow.engine import Engine
 from workflow.models import (
     CoordinationRequest,
     Evidence,
+    Notification,
     Organization,
     Plan,
     PlanTask,
@@ -188,3 +189,38 @@ def instance_detail(
         ],
         "enabled_events": engine.enabled_events(instance, viewer) if viewer else [],
     }
+
+
+def notifications_for(session: Session, user: User, *, limit: int = 50) -> list[Notification]:
+    """A person's in-app notifications, newest first."""
+    return list(
+        session.scalars(
+            select(Notification)
+            .where(Notification.recipient_id == user.id)
+            .order_by(Notification.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def unread_count(session: Session, user: User) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.recipient_id == user.id, Notification.read_at.is_(None))
+        )
+        or 0
+    )
+
+
+def mark_read(session: Session, user: User, *, now: datetime) -> int:
+    """Mark every unread notification of this person read; how many were."""
+    unread = session.scalars(
+        select(Notification).where(
+            Notification.recipient_id == user.id, Notification.read_at.is_(None)
+        )
+    ).all()
+    for notification in unread:
+        notification.read_at = now
+    return len(unread)
