@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from flask_wtf import CSRFProtect
 
-from app import auth, database, pages
+from app import auth, database, pages, tasks
 from app.settings import Settings
 
 csrf = CSRFProtect()
@@ -34,11 +34,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(tasks.bp)
     pages.register_filters(app)
 
     from app.cli import main as cchc_cli  # the same commands as `cchc`, under `flask cchc`
 
     app.cli.add_command(cchc_cli, name="cchc")
+
+    @app.errorhandler(413)
+    def _too_large(_error: Any) -> Any:
+        limit = settings.max_upload_bytes // (1024 * 1024)
+        return f"Tệp vượt quá giới hạn {limit} MB.", 413
 
     @app.after_request
     def _security_headers(response: Any) -> Any:

@@ -27,6 +27,14 @@ def register_filters(app: Flask) -> None:
     def vn_time(value: datetime | None) -> str:
         return value.astimezone(WARD_TZ).strftime("%H:%M %d/%m/%Y") if value else "—"
 
+    @app.template_filter("iso_vn_date")
+    def iso_vn_date(value: str | None) -> str:
+        return vn_date(date.fromisoformat(value)) if value else "chưa xác định"
+
+    @app.template_filter("iso_vn_time")
+    def iso_vn_time(value: str) -> str:
+        return vn_time(datetime.fromisoformat(value))
+
     @app.template_filter("state_label")
     def state_label(value: str) -> str:
         return TASK_STATE_LABELS.get(TaskState(value), value)

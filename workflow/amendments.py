@@ -151,7 +151,7 @@ def propose_amendment(
     `task_number` and no changes. The caller commits.
     """
     person = person_of(proposer)
-    refused = plan_refusal("propose_amendment", person)
+    refused = plan_refusal("propose_amendment", person, org.id)
     if refused is not None:
         raise refused
     if plan.organization_id != org.id:
@@ -518,7 +518,7 @@ def decide_amendment(
     """
     person = person_of(decider)
     amendment = _load(session, org, amendment_id)
-    refused = plan_refusal("decide_amendment", person)
+    refused = plan_refusal("decide_amendment", person, org.id)
     if refused is not None:
         raise refused
     if amendment.state != AmendmentState.PROPOSED:

@@ -41,7 +41,14 @@ from workflow.models import (
     User,
     UserRole,
 )
-from workflow.permissions import Person, Policy, Work, decider_role, refusal
+from workflow.permissions import (
+    Person,
+    Policy,
+    Work,
+    answer_refusal,
+    decider_role,
+    refusal,
+)
 from workflow.states import TASK_STATE_LABELS, RemarkKind, RequestState, Role, TaskState
 from workflow.trail import Actor, AuditTrail
 
@@ -78,6 +85,7 @@ def person_of(user: User) -> Person:
         username=user.username,
         unit=user.unit.code if user.unit else None,
         roles=frozenset(user.role_names),
+        organization_id=user.organization_id,
     )
 
 
@@ -128,6 +136,14 @@ class Engine:
             raise DomainError("not_found", f"Không tìm thấy nhiệm vụ số {instance_id}.")
         return instance
 
+    def load_visible(self, instance_id: int, viewer: User) -> TaskInstance:
+        """The instance, if the viewer belongs to its ward: everyone in a ward may read its
+        plan's work (it is the ward's public plan); nobody reads another ward's."""
+        instance = self.load(instance_id)
+        if instance.unit.organization_id != viewer.organization_id:
+            raise DomainError("not_found", f"Không tìm thấy nhiệm vụ số {instance_id}.")
+        return instance
+
     def work(self, instance: TaskInstance) -> Work:
         contributors = self.session.scalars(
             select(Evidence.uploader_id)
@@ -137,6 +153,7 @@ class Engine:
         return Work(
             lead_unit=instance.unit.code,
             state=instance.state,
+            organization_id=instance.unit.organization_id,
             submitted_by=instance.submitted_by_id,
             reviewed_by=instance.reviewed_by_id,
             contributors=frozenset(contributors),
@@ -729,10 +746,9 @@ class Engine:
         instance = self.load(request.instance_id, lock=True)
         asked = self.session.get_one(Unit, request.unit_id)
         person = person_of(actor)
-        if not person.member_of(asked.code):
-            raise DomainError(
-                "not_permitted", f"Chỉ cán bộ của {asked.code} được trả lời đề nghị phối hợp này."
-            )
+        refused = answer_refusal(person, asked.code, asked.organization_id)
+        if refused is not None:
+            raise refused
         if request.state != RequestState.REQUESTED:
             raise DomainError("already_answered", "Đề nghị phối hợp này đã được trả lời.")
         note_text, reason_text = _text(note), _text(reason)
@@ -884,7 +900,8 @@ class Engine:
             refused = refusal("reassign_within_unit", person, work, self.policy(instance))
             if refused is not None:
                 raise refused
-            if not person_of(to_user).member_of(instance.unit.code):
+            same_ward = to_user.organization_id == instance.unit.organization_id
+            if not (same_ward and person_of(to_user).member_of(instance.unit.code)):
                 raise DomainError(
                     "not_a_member", f"{to_user.username} không thuộc đơn vị {instance.unit.code}."
                 )

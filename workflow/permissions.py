@@ -22,6 +22,7 @@ class Person:
     username: str
     unit: str | None
     roles: frozenset[str]
+    organization_id: int = 0
 
     def has(self, role: Role) -> bool:
         return role.value in self.roles
@@ -39,6 +40,7 @@ class Work:
 
     lead_unit: str
     state: str
+    organization_id: int
     submitted_by: int | None
     reviewed_by: int | None
     contributors: frozenset[int]  # uploaders of the evidence in the current submission
@@ -109,6 +111,9 @@ def refusal(action: str, person: Person, work: Work, policy: Policy) -> DomainEr
     Actions are the lifecycle's events plus add_evidence, withdraw_evidence, explain,
     reassign_within_unit, reassign_unit, request_contribution and comment.
     """
+    if person.organization_id != work.organization_id:
+        # Unit codes repeat in every ward: nobody acts on another ward's work.
+        return _not_permitted("Nhiệm vụ này thuộc phường khác.")
     if action in ("start", "rework"):
         return _lead_member(person, work, "thực hiện nhiệm vụ này")
     if action in ("add_evidence", "withdraw_evidence", "explain", "request_contribution"):
@@ -172,12 +177,21 @@ def _decision(person: Person, work: Work) -> DomainError | None:
     return None
 
 
-def plan_refusal(action: str, person: Person) -> DomainError | None:
+def answer_refusal(person: Person, asked_unit: str, organization_id: int) -> DomainError | None:
+    """Why `person` may not answer a contribution request asked of `asked_unit`, or None."""
+    if person.organization_id == organization_id and person.member_of(asked_unit):
+        return None
+    return _not_permitted(f"Chỉ cán bộ của {asked_unit} được trả lời đề nghị phối hợp này.")
+
+
+def plan_refusal(action: str, person: Person, organization_id: int) -> DomainError | None:
     """Why `person` may not take a plan-level action, or None when they may.
 
     propose_amendment: Phòng VHXH (its head, approver or reviewers) proposes a change to the
     plan; decide_amendment: the ward leader approves or rejects it.
     """
+    if person.organization_id != organization_id:
+        return _not_permitted("Kế hoạch này thuộc phường khác.")
     if action == "propose_amendment":
         vhxh_staff = person.unit == VHXH and (
             person.has(Role.HEAD) or person.has(Role.APPROVER) or person.has(Role.REVIEWER)
