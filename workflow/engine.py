@@ -46,6 +46,7 @@ from workflow.permissions import (
     Policy,
     Work,
     answer_refusal,
+    area_refusal,
     decider_role,
     refusal,
 )
@@ -175,6 +176,11 @@ class Engine:
             for event in transitions_from(instance.state)
             if refusal(event, person, work, policy) is None
         ]
+
+    @staticmethod
+    def may_open(area: str, user: User) -> DomainError | None:
+        """Why this person may not open an area (review_queue, dashboard, audit, admin)."""
+        return area_refusal(area, person_of(user))
 
     def may(self, action: str, instance: TaskInstance, user: User) -> bool:
         """Whether this person may take a non-lifecycle action (add_evidence, comment, ...)."""

@@ -204,3 +204,33 @@ def plan_refusal(action: str, person: Person, organization_id: int) -> DomainErr
             return None
         return _not_permitted("Chỉ Lãnh đạo UBND phường được phê duyệt điều chỉnh kế hoạch.")
     return DomainError("unknown_action", f"Không có thao tác “{action}”.")
+
+
+# Pages and API areas beyond a single task: who may open them.
+AREA_RULES: dict[str, tuple[Role, ...]] = {
+    # the review queue: VHXH's reviewers and approver, and the ward leader (VHXH's own work)
+    "review_queue": (Role.REVIEWER, Role.APPROVER, Role.WARD_LEADER),
+    # the leadership's dashboard: the ward leader, VHXH (it reports on the plan), auditors
+    "dashboard": (Role.WARD_LEADER, Role.APPROVER, Role.REVIEWER, Role.AUDITOR, Role.HEAD),
+    # the audit log, exports, receipts and "verify now"
+    "audit": (Role.AUDITOR, Role.WARD_LEADER, Role.ADMIN),
+    # units, users, roles, password resets
+    "admin": (Role.ADMIN,),
+}
+
+_AREA_NAMES = {
+    "review_queue": "hàng chờ thẩm định",
+    "dashboard": "bảng điều hành",
+    "audit": "nhật ký kiểm toán",
+    "admin": "quản trị hệ thống",
+}
+
+
+def area_refusal(area: str, person: Person) -> DomainError | None:
+    """Why `person` may not open an area (review_queue, dashboard, audit, admin), or None."""
+    roles = AREA_RULES.get(area)
+    if roles is None:
+        return DomainError("unknown_action", f"Không có mục “{area}”.")
+    if any(person.has(role) for role in roles):
+        return None
+    return _not_permitted(f"Bạn không có quyền truy cập {_AREA_NAMES[area]}.")
