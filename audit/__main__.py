@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import sys
 from pathlib import Path
 
@@ -33,15 +34,36 @@ def cli() -> None:
     type=click.Path(path_type=Path),
     help="Verifier key obtained independently (default: the export's verifier.vkey).",
 )
-def verify(directory: Path, pubkey: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def verify(directory: Path, pubkey: Path | None, as_json: bool) -> None:
     """Verify an exported log folder (entries.jsonl, checkpoints/, verifier.vkey)."""
     key = _read_key(pubkey)
     try:
-        report = verify_export(directory, key, progress=sys.stderr.isatty())
+        report = verify_export(directory, key, progress=sys.stderr.isatty() and not as_json)
     except Exception as exc:  # an auditor's tool never shows a traceback
         click.echo(f"FAIL: malformed: unexpected error: {exc}", err=True)
         click.echo("KHÔNG HỢP LỆ: không đọc được bản xuất.", err=True)
         sys.exit(1)
+    if as_json:
+        problem = report.problem
+        click.echo(
+            json.dumps(
+                {
+                    "ok": problem is None,
+                    "origin": report.origin,
+                    "size": report.size,
+                    "root": base64.b64encode(report.root).decode("ascii"),
+                    "checkpoints": report.checkpoints,
+                    "covered": report.covered,
+                    "problem": None
+                    if problem is None
+                    else {"seq": problem.seq, "kind": problem.kind, "message": problem.message},
+                    "warnings": report.warnings,
+                },
+                ensure_ascii=False,
+            )
+        )
+        sys.exit(0 if problem is None else 1)
     if report.problem is not None:
         p = report.problem
         where = "-" if p.seq is None else str(p.seq)

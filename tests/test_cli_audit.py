@@ -81,3 +81,17 @@ def test_receipt_for_one_entry_verifies_offline(cli, tmp_path: Path) -> None:  #
     assert forged.exit_code == 1
     missing = cli("audit", "prove", "999999", "-o", str(tmp_path / "r2.json"))
     assert missing.exit_code == 1 and "no_such_entry" in missing.output
+
+
+@pytest.mark.db
+def test_verify_json_output(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "export"
+    assert cli("audit", "export", "-o", str(out)).exit_code == 0
+    result = cli("audit", "verify", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["ok"] is True and data["problem"] is None and data["size"] > 100
+    (out / "entries.jsonl").write_bytes((out / "entries.jsonl").read_bytes()[:-200])
+    broken = cli("audit", "verify", str(out), "--json")
+    assert broken.exit_code == 1
+    assert json.loads(broken.stdout)["problem"]["kind"]
