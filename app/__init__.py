@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from flask_wtf import CSRFProtect
 
-from app import auth, database, pages, tasks
+from app import admin, api, auditor, auth, dashboard, database, pages, review, tasks
 from app.settings import Settings
 
 csrf = CSRFProtect()
@@ -32,9 +32,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app, settings.audit_trail())
     csrf.init_app(app)
     auth.init_app(app)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(tasks.bp)
+    for blueprint in (auth.bp, pages.bp, tasks.bp, review.bp, dashboard.bp, auditor.bp, admin.bp):
+        app.register_blueprint(blueprint)
+    app.register_blueprint(api.bp, url_prefix="/api/v1")
     pages.register_filters(app)
 
     from app.cli import main as cchc_cli  # the same commands as `cchc`, under `flask cchc`

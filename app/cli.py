@@ -63,6 +63,7 @@ from workflow.queries import (
     notifications_for,
     organizations,
 )
+from workflow.tokens import create_token, revoke_token
 from workflow.trail import SYSTEM, AuditTrail
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -875,6 +876,42 @@ def notify_deliver(rt: Runtime, to_dir: Path | None, limit: int) -> None:
     with rt.session() as session:
         sent = deliver_pending(session, sender, now=rt.clock.now(), limit=limit)
     click.echo(f"Đã gửi {sent} thông báo.")
+
+
+@main.group("token")
+def token_group() -> None:
+    """API tokens (Bearer) for programs."""
+
+
+@token_group.command("create")
+@click.argument("username")
+@click.option("--name", default="cli", show_default=True, help="What the token is for.")
+@pass_runtime
+def token_create(rt: Runtime, username: str, name: str) -> None:
+    """Create an API token for USERNAME and print it once (it is stored hashed)."""
+    try:
+        with rt.session() as session:
+            user = _as_user(session, username)
+            org = session.get_one(Organization, user.organization_id)
+            _row, plaintext = create_token(
+                session, org, user, name=name, now=rt.clock.now(), trail=rt.trail, actor=SYSTEM
+            )
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    click.echo(plaintext)
+
+
+@token_group.command("revoke")
+@click.argument("token_id", type=int)
+@pass_runtime
+def token_revoke(rt: Runtime, token_id: int) -> None:
+    """Revoke an API token (by its id)."""
+    try:
+        with rt.session() as session:
+            revoke_token(session, token_id, actor=SYSTEM, now=rt.clock.now(), trail=rt.trail)
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    click.echo(f"Đã thu hồi mã truy cập #{token_id}.")
 
 
 # --- users -----------------------------------------------------------------------------------

@@ -198,3 +198,22 @@ def test_tick_alerts_once_and_notifications_are_delivered(cli, tmp_path: Path) -
     files = list(outbox.glob("*.eml"))
     assert files and "Đã gửi" in delivered.stdout
     assert cli("notify", "deliver", "--to-dir", str(outbox)).stdout.startswith("Đã gửi 0 ")
+
+
+@pytest.mark.db
+def test_token_create_prints_once_and_works(cli, fresh_db_url: str) -> None:  # type: ignore[no-untyped-def]
+    from app import create_app
+    from app.database import database_of
+
+    made = cli("token", "create", "vp.canbo", "--name", "script")
+    assert made.exit_code == 0, made.output
+    token = made.stdout.strip()
+    app = create_app({"TESTING": True})
+    try:
+        client = app.test_client()
+        me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200 and me.get_json()["username"] == "vp.canbo"
+        bad = client.get("/api/v1/me", headers={"Authorization": "Bearer nope"})
+        assert bad.status_code == 401 and "error" in bad.get_json()
+    finally:
+        database_of(app).engine.dispose()

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from workflow.errors import DomainError
@@ -79,6 +79,10 @@ def create_user(
     if find_user(session, username) is not None:
         raise DomainError("username_taken", f"Tên đăng nhập “{username}” đã được sử dụng.")
     role_names = _roles(roles)
+    if not role_names:
+        raise DomainError("role_required", "Mỗi tài khoản cần ít nhất một vai trò.")
+    if not full_name.strip():
+        raise DomainError("name_required", "Cần nhập họ và tên.")
     if password is not None:
         _check_password(password)
     user = User(
@@ -135,4 +139,147 @@ def set_password(
         action="user.password_set",
         object_type="user",
         object_id=user.username,
+    )
+
+
+# --- administration: roles, activation, password resets (each one audit entry) ------------
+
+
+def _in_ward(org: Organization, user: User) -> None:
+    if user.organization_id != org.id:
+        raise DomainError("unknown_user", f"Không có tài khoản “{user.username}” trong phường này.")
+
+
+def _keep_an_admin(session: Session, org: Organization, user: User) -> None:
+    """Refuse a change that would leave the ward without an active administrator (nobody
+    could then manage accounts from the web)."""
+    others = session.scalar(
+        select(func.count())
+        .select_from(User)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(
+            User.organization_id == org.id,
+            User.active.is_(True),
+            User.id != user.id,
+            UserRole.role == Role.ADMIN.value,
+        )
+    )
+    if not others:
+        raise DomainError(
+            "last_admin",
+            "Phường phải còn ít nhất một tài khoản quản trị hệ thống đang hoạt động: "
+            "không thể bỏ vai trò quản trị hoặc ngừng kích hoạt tài khoản này.",
+        )
+
+
+def _role_key(role: UserRole) -> str:
+    return role.role
+
+
+def set_roles(
+    session: Session,
+    org: Organization,
+    user: User,
+    roles: Iterable[str],
+    *,
+    actor: Actor,
+    now: datetime,
+    trail: AuditTrail,
+) -> None:
+    """Replace a person's roles (at least one); refuses an unchanged set and the removal of
+    the ward's last active administrator. The caller commits."""
+    _in_ward(org, user)
+    new = _roles(roles)
+    if not new:
+        raise DomainError("roles_required", "Hãy chọn ít nhất một vai trò.")
+    old = sorted(user.role_names)
+    if new == old:
+        raise DomainError("unchanged", f"Vai trò của “{user.username}” không thay đổi.")
+    if Role.ADMIN.value in old and Role.ADMIN.value not in new and user.active:
+        _keep_an_admin(session, org, user)
+    # Rows of the roles that stay are kept: deleting and re-inserting the same key in one
+    # flush would collide.
+    kept = [r for r in user.roles if r.role in new]
+    have = {r.role for r in kept}
+    user.roles = sorted(kept + [UserRole(role=r) for r in new if r not in have], key=_role_key)
+    session.flush()
+    trail.record(
+        session,
+        org,
+        now=now,
+        actor=actor,
+        action="user.roles_changed",
+        object_type="user",
+        object_id=user.username,
+        before={"roles": old},
+        after={"roles": new},
+    )
+
+
+def set_active(
+    session: Session,
+    org: Organization,
+    user: User,
+    active: bool,
+    *,
+    actor: Actor,
+    now: datetime,
+    trail: AuditTrail,
+) -> None:
+    """Deactivate an account (it can no longer sign in; its history stays) or activate it
+    again. Nobody deactivates their own account or the ward's last active administrator."""
+    _in_ward(org, user)
+    if user.active == active:
+        state = "đang hoạt động" if active else "đã ngừng hoạt động"
+        raise DomainError("unchanged", f"Tài khoản “{user.username}” {state}.")
+    if not active:
+        if actor.user == user.username:
+            raise DomainError(
+                "self_deactivation", "Không thể tự ngừng kích hoạt tài khoản của chính mình."
+            )
+        if Role.ADMIN.value in user.role_names:
+            _keep_an_admin(session, org, user)
+    user.active = active
+    session.flush()
+    trail.record(
+        session,
+        org,
+        now=now,
+        actor=actor,
+        action="user.activated" if active else "user.deactivated",
+        object_type="user",
+        object_id=user.username,
+        before={"active": not active},
+        after={"active": active},
+    )
+
+
+def reset_password(
+    session: Session,
+    org: Organization,
+    user: User,
+    password: str,
+    *,
+    actor: Actor,
+    now: datetime,
+    trail: AuditTrail,
+) -> None:
+    """An administrator sets a new password for someone (same length rule as always); the
+    sign-in throttle is cleared. The log records the reset, never the password."""
+    _in_ward(org, user)
+    _check_password(password)
+    was_locked = user.locked_until is not None and user.locked_until > now
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    session.flush()
+    trail.record(
+        session,
+        org,
+        now=now,
+        actor=actor,
+        action="user.password_reset",
+        object_type="user",
+        object_id=user.username,
+        details={"unlocked": was_locked},
     )

@@ -356,3 +356,22 @@ class PlanAmendment(Base):
 
     # SQLAlchemy reads this mapping once, at class creation; it is never mutated.
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class ApiToken(Base):
+    """A bearer token for programs (workflow.tokens): only the SHA-256 of its secret is kept,
+    so the secret is shown once, when it is created; revoking keeps the row for the record."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # The first characters of the token, shown in lists so that people can tell tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = _utc("created_at")
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    user: Mapped[User] = relationship()
