@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -559,17 +560,13 @@ class Engine:
             created_at=now,
         )
         self.session.add(evidence)
-        _touch(instance, now)  # a submission covers what its submitter saw
-        self._flush()
-        self.trail.record(
-            self.session,
-            self._org(instance),
-            now=now,
-            actor=Actor(actor.username, person.unit, "member"),
-            action="evidence.added",
-            object_type="task_instance",
-            object_id=instance.id,
-            details={
+        self._record_evidence_change(
+            instance,
+            actor,
+            person,
+            "evidence.added",
+            now,
+            lambda: {
                 "evidence_id": evidence.id,
                 "sha256": blob.sha256,
                 "size": blob.size,
@@ -579,6 +576,30 @@ class Engine:
             },
         )
         return evidence
+
+    def _record_evidence_change(
+        self,
+        instance: TaskInstance,
+        actor: User,
+        person: Person,
+        action: str,
+        now: datetime,
+        details: Callable[[], dict[str, Any]],
+    ) -> None:
+        """Move the instance's version (a submission covers what its submitter saw), flush,
+        and append the entry; `details` is read after the flush, when new rows have ids."""
+        _touch(instance, now)
+        self._flush()
+        self.trail.record(
+            self.session,
+            self._org(instance),
+            now=now,
+            actor=Actor(actor.username, person.unit, "member"),
+            action=action,
+            object_type="task_instance",
+            object_id=instance.id,
+            details=details(),
+        )
 
     def withdraw_evidence(self, evidence_id: int, actor: User) -> Evidence:
         evidence = self.session.get(Evidence, evidence_id)
@@ -592,17 +613,13 @@ class Engine:
             )
         now = self.clock.now()
         evidence.withdrawn_at = now
-        _touch(instance, now)
-        self._flush()
-        self.trail.record(
-            self.session,
-            self._org(instance),
-            now=now,
-            actor=Actor(actor.username, person.unit, "member"),
-            action="evidence.withdrawn",
-            object_type="task_instance",
-            object_id=instance.id,
-            details={
+        self._record_evidence_change(
+            instance,
+            actor,
+            person,
+            "evidence.withdrawn",
+            now,
+            lambda: {
                 "evidence_id": evidence.id,
                 "sha256": evidence.sha256,
                 "size": evidence.size,
@@ -621,17 +638,13 @@ class Engine:
             raise DomainError("explanation_required", "Cần nhập nội dung giải trình.")
         now = self.clock.now()
         remark = self._remark(instance, actor, RemarkKind.EXPLANATION, body, now, product_name)
-        _touch(instance, now)
-        self._flush()
-        self.trail.record(
-            self.session,
-            self._org(instance),
-            now=now,
-            actor=Actor(actor.username, person.unit, "member"),
-            action="evidence.explained",
-            object_type="task_instance",
-            object_id=instance.id,
-            details={"product": product_name, "explanation": body},
+        self._record_evidence_change(
+            instance,
+            actor,
+            person,
+            "evidence.explained",
+            now,
+            lambda: {"product": product_name, "explanation": body},
         )
         return remark
 
