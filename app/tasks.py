@@ -3,6 +3,7 @@ person may take now. Views parse the form, call the engine and show its answer."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -58,6 +59,20 @@ def _date(value: str | None) -> date | None:
     raise DomainError("invalid_date", f"“{value}” không phải ngày hợp lệ (dd/mm/yyyy).")
 
 
+def _commit_then_show(instance_id: int, change: Callable[[], str]) -> Response:
+    """Run one change through the engine and commit it, or roll back and show the engine's
+    refusal; either way back to the task page."""
+    session = db_session()
+    try:
+        message = change()
+        session.commit()
+        flash(message, "ok")
+    except DomainError as exc:
+        session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("tasks.show", instance_id=instance_id))
+
+
 def _version() -> int | None:
     value = request.form.get("version", "")
     return int(value) if value.isdigit() else None
@@ -80,8 +95,8 @@ def fire(instance_id: int) -> Response:
     engine = _engine()
     _visible(engine, instance_id)
     event = request.form.get("event", "")
-    session = db_session()
-    try:
+
+    def change() -> str:
         outcome = engine.fire(
             instance_id,
             event,
@@ -94,12 +109,9 @@ def fire(instance_id: int) -> Response:
             due=_date(request.form.get("due")),
             explanation=request.form.get("explanation"),
         )
-        session.commit()
-        flash(f"Đã thực hiện: {EVENT_LABELS.get(outcome.event, outcome.event)}.", "ok")
-    except DomainError as exc:
-        session.rollback()
-        flash(exc.message, "error")
-    return redirect(url_for("tasks.show", instance_id=instance_id))
+        return f"Đã thực hiện: {EVENT_LABELS.get(outcome.event, outcome.event)}."
+
+    return _commit_then_show(instance_id, change)
 
 
 @bp.route("/nhiem-vu/<int:instance_id>/tai-lieu", methods=["POST"])
@@ -107,9 +119,9 @@ def fire(instance_id: int) -> Response:
 def upload(instance_id: int) -> Response:
     engine = _engine()
     _visible(engine, instance_id)
-    session = db_session()
     file = request.files.get("file")
-    try:
+
+    def change() -> str:
         if file is None or not file.filename:
             raise DomainError("file_required", "Hãy chọn tệp tài liệu để tải lên.")
         engine.add_evidence(
@@ -120,12 +132,9 @@ def upload(instance_id: int) -> Response:
             product=request.form.get("product", ""),
             expected_version=_version(),
         )
-        session.commit()
-        flash("Đã tải lên tài liệu kiểm chứng.", "ok")
-    except DomainError as exc:
-        session.rollback()
-        flash(exc.message, "error")
-    return redirect(url_for("tasks.show", instance_id=instance_id))
+        return "Đã tải lên tài liệu kiểm chứng."
+
+    return _commit_then_show(instance_id, change)
 
 
 @bp.route("/nhiem-vu/<int:instance_id>/giai-trinh", methods=["POST"])
@@ -133,20 +142,17 @@ def upload(instance_id: int) -> Response:
 def explain(instance_id: int) -> Response:
     engine = _engine()
     _visible(engine, instance_id)
-    session = db_session()
-    try:
+
+    def change() -> str:
         engine.explain_missing(
             instance_id,
             current_user.user,
             product=request.form.get("product", ""),
             text=request.form.get("text", ""),
         )
-        session.commit()
-        flash("Đã ghi giải trình.", "ok")
-    except DomainError as exc:
-        session.rollback()
-        flash(exc.message, "error")
-    return redirect(url_for("tasks.show", instance_id=instance_id))
+        return "Đã ghi giải trình."
+
+    return _commit_then_show(instance_id, change)
 
 
 @bp.route("/tai-lieu/<int:evidence_id>/rut", methods=["POST"])
@@ -158,14 +164,12 @@ def withdraw(evidence_id: int) -> Response:
     if evidence is None:
         abort(404)
     _visible(engine, evidence.instance_id)
-    try:
+
+    def change() -> str:
         engine.withdraw_evidence(evidence_id, current_user.user)
-        session.commit()
-        flash("Đã rút tài liệu.", "ok")
-    except DomainError as exc:
-        session.rollback()
-        flash(exc.message, "error")
-    return redirect(url_for("tasks.show", instance_id=evidence.instance_id))
+        return "Đã rút tài liệu."
+
+    return _commit_then_show(evidence.instance_id, change)
 
 
 @bp.route("/tai-lieu/<int:evidence_id>")

@@ -55,6 +55,14 @@ def _roles(names: Iterable[str]) -> list[str]:
     return roles
 
 
+def _replace_password(user: User, password: str) -> None:
+    """Set a new password (length rule checked) and lift the sign-in throttle."""
+    _check_password(password)
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+
+
 def find_user(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
 
@@ -125,10 +133,7 @@ def set_password(
     now: datetime,
     trail: AuditTrail,
 ) -> None:
-    _check_password(password)
-    user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
+    _replace_password(user, password)
     session.flush()
     # The log records that the password changed, never the password or its hash.
     trail.record(
@@ -267,11 +272,8 @@ def reset_password(
     """An administrator sets a new password for someone (same length rule as always); the
     sign-in throttle is cleared. The log records the reset, never the password."""
     _in_ward(org, user)
-    _check_password(password)
     was_locked = user.locked_until is not None and user.locked_until > now
-    user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
+    _replace_password(user, password)
     session.flush()
     trail.record(
         session,
