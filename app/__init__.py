@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from flask_wtf import CSRFProtect
 
-from app import admin, api, auditor, auth, dashboard, database, pages, review, tasks
+from app import admin, api, auditor, auth, dashboard, database, pages, profile, review, tasks
 from app.settings import Settings
 
 csrf = CSRFProtect()
@@ -32,7 +32,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app, settings.audit_trail())
     csrf.init_app(app)
     auth.init_app(app)
-    for blueprint in (auth.bp, pages.bp, tasks.bp, review.bp, dashboard.bp, auditor.bp, admin.bp):
+    for blueprint in (
+        auth.bp,
+        pages.bp,
+        tasks.bp,
+        review.bp,
+        dashboard.bp,
+        auditor.bp,
+        admin.bp,
+        profile.bp,
+    ):
         app.register_blueprint(blueprint)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     pages.register_filters(app)

@@ -45,6 +45,7 @@ PAGES: dict[str, set[str]] = {
     "/kiem-toan/khoa-cong-khai": {"lanhdao", "kiemtoan", "quantri"},
     "/quan-tri/nguoi-dung": {"quantri"},
     "/quan-tri/don-vi": {"quantri"},
+    "/ho-so": set(ROLES),
 }
 # The outsider is an administrator of another ward: the admin and audit pages open, but show
 # only their own ward; every page of this ward's work is out of reach.
@@ -149,4 +150,53 @@ def test_anonymous_is_sent_to_login(web: Flask) -> None:
     client = web.test_client()
     for path in PAGES:
         response = client.get(path)
+        assert response.status_code == 302 and "/login" in response.headers["Location"], path
+
+
+def _csrf(client: FlaskClient) -> str:
+    page = client.get("/ho-so").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+
+
+def _new_token(client: FlaskClient, name: str) -> int:
+    """Create a token on the profile page; its id, read back from the owner's API list."""
+    response = client.post("/ho-so/ma-truy-cap", data={"name": name, "csrf_token": _csrf(client)})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    items = client.get("/api/v1/tokens").json["items"]  # type: ignore[index]
+    return int(next(t["id"] for t in items if t["name"] == name))
+
+
+@pytest.mark.parametrize("username", ROLES)
+def test_profile_tokens_by_role(web: Flask, username: str) -> None:
+    """Everyone signed in creates and revokes their own tokens; of someone else's token, only
+    the ward's administrator may revoke it, and to anyone else it does not exist (404)."""
+    client = _login(web, username)
+    own = _new_token(client, f"own-{username}")
+    revoked = client.post(f"/ho-so/ma-truy-cap/{own}/thu-hoi", data={"csrf_token": _csrf(client)})
+    assert revoked.status_code == 302, username
+
+    owner = _login(web, "vp.canbo")
+    theirs = _new_token(owner, f"of-vp.canbo-for-{username}")
+    attempt = client.post(
+        f"/ho-so/ma-truy-cap/{theirs}/thu-hoi", data={"csrf_token": _csrf(client)}
+    )
+    may_revoke = username in ("vp.canbo", "quantri")
+    assert attempt.status_code == (302 if may_revoke else 404), (username, attempt.status_code)
+    live = {t["id"]: t["active"] for t in owner.get("/api/v1/tokens").json["items"]}  # type: ignore[index]
+    assert live[theirs] is (not may_revoke), username
+
+
+def test_profile_forms_need_csrf(web: Flask) -> None:
+    client = _login(web, "vp.canbo")
+    assert client.post("/ho-so/ma-truy-cap", data={"name": "no-csrf"}).status_code == 400
+    token = _new_token(client, "csrf-check")
+    assert client.post(f"/ho-so/ma-truy-cap/{token}/thu-hoi").status_code == 400
+
+
+def test_anonymous_cannot_use_profile_forms(web: Flask) -> None:
+    client = web.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    for path in ("/ho-so/ma-truy-cap", "/ho-so/ma-truy-cap/1/thu-hoi"):
+        response = client.post(path, data={"name": "x", "csrf_token": token})
         assert response.status_code == 302 and "/login" in response.headers["Location"], path
