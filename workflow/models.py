@@ -375,3 +375,160 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     user: Mapped[User] = relationship()
+
+
+# --- evaluation, self-inspection and inspection (workflow.evaluation, workflow.inspection) ---
+
+
+class KpiMeasurement(Base):
+    """A measured value of one of the plan's targets (KPIs), entered with its evidence file.
+
+    The value is kept as decimal text (never a float) so that it reads back exactly; the
+    evaluation as of a date takes the latest measurement made on or before that date."""
+
+    __tablename__ = "kpi_measurement"
+    __table_args__ = (Index("ix_kpi_measurement_plan_code", "plan_id", "kpi_code", "measured_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id"))
+    kpi_code: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(32))
+    measured_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(Text, default="")
+    evidence_sha256: Mapped[str] = mapped_column(String(64))
+    evidence_size: Mapped[int] = mapped_column(BigInteger)
+    evidence_media_type: Mapped[str] = mapped_column(String(128))
+    evidence_filename: Mapped[str] = mapped_column(String(255))
+    entered_by_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    entered_at: Mapped[datetime] = _utc("entered_at")
+
+    entered_by: Mapped[User] = relationship()
+
+
+class SelfInspection(Base):
+    """A unit's annual self-inspection (tự kiểm tra): its answers per rubric criterion, the
+    evaluation it was pre-filled from, and its guarded lifecycle (draft → submitted →
+    acknowledged | returned → submitted)."""
+
+    __tablename__ = "self_inspection"
+    __table_args__ = (
+        UniqueConstraint("unit_id", "year"),
+        CheckConstraint(
+            "state IN ('draft', 'submitted', 'acknowledged', 'returned')", name="state"
+        ),
+        Index("ix_self_inspection_org_year", "organization_id", "year"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    # The evaluation of the unit it was opened with (figures, computed points, instances and
+    # their evidence), and the unit head's answers, one per criterion code.
+    prefill: Mapped[dict[str, Any]] = mapped_column(JSON)
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    round: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    return_reason: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    created_at: Mapped[datetime] = _utc("created_at")
+    updated_at: Mapped[datetime] = _utc("updated_at")
+
+    unit: Mapped[Unit] = relationship()
+
+    # SQLAlchemy reads this mapping once, at class creation; it is never mutated.
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class InspectionDraw(Base):
+    """A recorded draw of the units to inspect; its audit entry (audit_seq) is the record that
+    `cchc inspection replay` re-runs."""
+
+    __tablename__ = "inspection_draw"
+    __table_args__ = (Index("ix_inspection_draw_org_year", "organization_id", "year"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    audit_seq: Mapped[int] = mapped_column(BigInteger)
+    seed: Mapped[str] = mapped_column(Text)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    selected: Mapped[list[str]] = mapped_column(JSON)
+    drawn_by_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    drawn_at: Mapped[datetime] = _utc("drawn_at")
+
+    drawn_by: Mapped[User] = relationship()
+
+
+class Inspection(Base):
+    """The ward's inspection (kiểm tra) of one sampled unit: plan, team, findings, the
+    conclusion notice (Thông báo kết luận) and the corrective actions it ordered."""
+
+    __tablename__ = "inspection"
+    __table_args__ = (
+        UniqueConstraint("unit_id", "year"),
+        CheckConstraint(
+            "state IN ('planned', 'findings_recorded', 'concluded', 'closed')", name="state"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    draw_id: Mapped[int] = mapped_column(ForeignKey("inspection_draw.id"))
+    state: Mapped[str] = mapped_column(String(24))
+    plan_text: Mapped[str] = mapped_column(Text, default="")
+    team: Mapped[list[str]] = mapped_column(JSON, default=list)
+    scheduled_on: Mapped[date | None] = mapped_column(Date)
+    findings: Mapped[str] = mapped_column(Text, default="")
+    conclusion_number: Mapped[str | None] = mapped_column(String(64))
+    conclusion_text: Mapped[str | None] = mapped_column(Text)
+    concluded_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    concluded_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    created_at: Mapped[datetime] = _utc("created_at")
+    updated_at: Mapped[datetime] = _utc("updated_at")
+
+    unit: Mapped[Unit] = relationship()
+    draw: Mapped[InspectionDraw] = relationship()
+    corrective_actions: Mapped[list[CorrectiveAction]] = relationship(
+        back_populates="inspection", order_by="CorrectiveAction.id"
+    )
+
+    # SQLAlchemy reads this mapping once, at class creation; it is never mutated.
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class CorrectiveAction(Base):
+    """A corrective action an inspection's conclusion ordered: it runs as a task instance of
+    the inspected unit, through the ordinary lifecycle, until accepted."""
+
+    __tablename__ = "corrective_action"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspection.id"), index=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("task_instance.id"), unique=True)
+    description: Mapped[str] = mapped_column(Text)
+
+    inspection: Mapped[Inspection] = relationship(back_populates="corrective_actions")
+    instance: Mapped[TaskInstance] = relationship()
+
+
+class YearClosure(Base):
+    """A closed reform year: closing needs every self-inspection of the year acknowledged."""
+
+    __tablename__ = "year_closure"
+    __table_args__ = (UniqueConstraint("organization_id", "year"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    closed_by_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    closed_at: Mapped[datetime] = _utc("closed_at")
+    coverage: Mapped[dict[str, Any]] = mapped_column(JSON)
