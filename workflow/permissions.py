@@ -216,6 +216,8 @@ AREA_RULES: dict[str, tuple[Role, ...]] = {
     "audit": (Role.AUDITOR, Role.WARD_LEADER, Role.ADMIN),
     # units, users, roles, password resets
     "admin": (Role.ADMIN,),
+    # the evaluation, self-inspection coverage, sampling and inspections of the whole ward
+    "oversight": (Role.WARD_LEADER, Role.APPROVER, Role.REVIEWER, Role.AUDITOR, Role.HEAD),
 }
 
 _AREA_NAMES = {
@@ -223,6 +225,7 @@ _AREA_NAMES = {
     "dashboard": "bảng điều hành",
     "audit": "nhật ký kiểm toán",
     "admin": "quản trị hệ thống",
+    "oversight": "đánh giá, tự kiểm tra và kiểm tra",
 }
 
 
@@ -234,3 +237,92 @@ def area_refusal(area: str, person: Person) -> DomainError | None:
     if any(person.has(role) for role in roles):
         return None
     return _not_permitted(f"Bạn không có quyền truy cập {_AREA_NAMES[area]}.")
+
+
+# --- evaluation, self-inspection and inspection -------------------------------------------
+
+
+def _vhxh_staff(person: Person) -> bool:
+    return person.unit == VHXH and (
+        person.has(Role.HEAD) or person.has(Role.APPROVER) or person.has(Role.REVIEWER)
+    )
+
+
+def oversight_refusal(
+    action: str, person: Person, organization_id: int, unit: str | None = None
+) -> DomainError | None:
+    """Why `person` may not take an evaluation, self-inspection or inspection action, or None.
+
+    `unit` is the unit concerned: the self-inspecting unit, the inspected unit, or the lead
+    unit of the KPI's task. Actions:
+
+    - measure_kpi: members of the KPI task's lead unit, or VHXH's staff;
+    - open_self_inspections: VHXH's head or approver, or the ward leader;
+    - fill_self_inspection: members of the unit; submit_self_inspection: its head;
+    - decide_self_inspection (acknowledge or return): the approver (head of VHXH), and for
+      VHXH's own self-inspection the ward leader: nobody decides on their own unit's work;
+    - close_year: the ward leader;
+    - draw_sample: VHXH's head or approver, or the ward leader;
+    - plan_inspection, record_findings: VHXH's staff, or the ward leader; for an inspection of
+      VHXH itself only the ward leader (nobody inspects their own unit);
+    - conclude_inspection (sign the Thông báo kết luận): the ward leader;
+    - close_inspection: VHXH's head or approver, or the ward leader, when VHXH is not the
+      inspected unit; otherwise the ward leader.
+    """
+    if person.organization_id != organization_id:
+        return _not_permitted("Nội dung này thuộc phường khác.")
+    leader = person.has(Role.WARD_LEADER)
+    if action == "measure_kpi":
+        if _vhxh_staff(person) or (unit is not None and person.member_of(unit)):
+            return None
+        return _not_permitted(
+            "Chỉ đơn vị chủ trì nhiệm vụ của chỉ tiêu hoặc Phòng Văn hóa - Xã hội được nhập "
+            "kết quả đo chỉ tiêu."
+        )
+    if action in ("open_self_inspections", "draw_sample"):
+        if _scheduler(person):
+            return None
+        what = "mở kỳ tự kiểm tra" if action == "open_self_inspections" else "chọn mẫu kiểm tra"
+        return _not_permitted(
+            f"Chỉ lãnh đạo Phòng Văn hóa - Xã hội hoặc Lãnh đạo UBND phường được {what}."
+        )
+    if action == "fill_self_inspection":
+        if unit is not None and person.member_of(unit):
+            return None
+        return _not_permitted(f"Chỉ cán bộ của {unit} được điền phiếu tự kiểm tra của đơn vị.")
+    if action == "submit_self_inspection":
+        if unit is not None and person.head_of(unit):
+            return None
+        return _not_permitted(f"Chỉ Trưởng đơn vị ({unit}) được gửi báo cáo tự kiểm tra.")
+    if action == "decide_self_inspection":
+        if unit == VHXH:
+            if leader:
+                return None
+            return _not_permitted(
+                "Kết quả tự kiểm tra của Phòng Văn hóa - Xã hội do Lãnh đạo UBND phường xác nhận."
+            )
+        if person.has(Role.APPROVER) and person.unit != unit:
+            return None
+        return _not_permitted(
+            "Chỉ Trưởng phòng Văn hóa - Xã hội được xác nhận hoặc trả lại kết quả tự kiểm tra."
+        )
+    if action == "close_year":
+        if leader:
+            return None
+        return _not_permitted("Chỉ Lãnh đạo UBND phường được khóa sổ năm cải cách hành chính.")
+    if action in ("plan_inspection", "record_findings", "close_inspection"):
+        staff = _vhxh_staff(person) if action != "close_inspection" else _scheduler(person)
+        if leader or (staff and unit != VHXH):
+            return None
+        if unit == VHXH:
+            return _not_permitted(
+                "Việc kiểm tra Phòng Văn hóa - Xã hội do Lãnh đạo UBND phường thực hiện."
+            )
+        return _not_permitted(
+            "Chỉ Phòng Văn hóa - Xã hội hoặc Lãnh đạo UBND phường được thực hiện việc kiểm tra."
+        )
+    if action == "conclude_inspection":
+        if leader:
+            return None
+        return _not_permitted("Chỉ Lãnh đạo UBND phường được ban hành thông báo kết luận kiểm tra.")
+    return DomainError("unknown_action", f"Không có thao tác “{action}”.")

@@ -1,0 +1,257 @@
+"""The annual self-inspection of every unit in scope: who may do what, what a submission needs,
+coverage, and closing the year only at 100%."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from definitions.calendar import load_calendar
+from definitions.rubric import load_rubric
+from workflow import selfinspection as si
+from workflow.errors import DomainError
+from workflow.models import SelfInspection
+from workflow.permissions import Person, oversight_refusal
+from workflow.trail import AuditTrail
+
+from .conftest import Ward
+
+pytestmark = pytest.mark.db
+
+RUBRIC = load_rubric()
+CALENDAR = load_calendar()
+IN_SCOPE = ["KTHTDT", "TTDVSNC", "TTPVHCC", "VHXH", "VP"]  # units.yaml: self_inspects
+
+
+def full_answers() -> dict[str, dict[str, Any]]:
+    answers: dict[str, dict[str, Any]] = {}
+    for i, criterion in enumerate(RUBRIC.criteria):
+        answer: dict[str, Any] = {"self_score": str(criterion.max_points)}
+        if i % 2 == 0:
+            answer["evidence"] = [{"document": "Báo cáo số 12/BC-UBND", "location": "mục II.1"}]
+        else:
+            answer["explanation"] = "Không có văn bản riêng; kết quả thể hiện trong báo cáo năm."
+        answers[criterion.code] = answer
+    return answers
+
+
+class Steps:
+    def __init__(self, ward: Ward) -> None:
+        self.ward = ward
+        self.trail = AuditTrail()
+
+    def open(self, who: str = "vhxh.truong") -> si.Opened:
+        return si.open_self_inspections(
+            self.ward.session,
+            self.ward.org,
+            2026,
+            self.ward.user(who),
+            now=self.ward.clock.now(),
+            today=date(2026, 11, 30),
+            calendar=CALENDAR,
+            rubric=RUBRIC,
+            trail=self.trail,
+        )
+
+    def record(self, unit: str) -> SelfInspection:
+        return si.find_self_inspection(self.ward.session, self.ward.org, 2026, unit)
+
+    def fill(self, unit: str, who: str, answers: dict[str, Any] | None = None) -> SelfInspection:
+        return si.fill_self_inspection(
+            self.ward.session,
+            self.ward.org,
+            self.record(unit).id,
+            self.ward.user(who),
+            answers if answers is not None else full_answers(),
+            now=self.ward.clock.now(),
+            rubric=RUBRIC,
+            trail=self.trail,
+        )
+
+    def submit(self, unit: str, who: str) -> SelfInspection:
+        return si.submit_self_inspection(
+            self.ward.session,
+            self.ward.org,
+            self.record(unit).id,
+            self.ward.user(who),
+            now=self.ward.clock.now(),
+            rubric=RUBRIC,
+            trail=self.trail,
+        )
+
+    def decide(self, unit: str, who: str, ok: bool = True, reason: str = "") -> SelfInspection:
+        return si.decide_self_inspection(
+            self.ward.session,
+            self.ward.org,
+            self.record(unit).id,
+            self.ward.user(who),
+            acknowledge=ok,
+            reason=reason,
+            now=self.ward.clock.now(),
+            trail=self.trail,
+        )
+
+    def close(self, who: str = "lanhdao") -> None:
+        si.close_year(
+            self.ward.session,
+            self.ward.org,
+            2026,
+            self.ward.user(who),
+            now=self.ward.clock.now(),
+            trail=self.trail,
+        )
+
+    def refused(self, code: str, action: Any, *args: Any, **kwargs: Any) -> None:
+        """The action is refused with `code`, and neither the log nor the rows change."""
+        size = self.ward.log_size()
+        before = {
+            r.id: (r.state, r.version)
+            for r in si.self_inspections(self.ward.session, self.ward.org, 2026)
+        }
+        with pytest.raises(DomainError) as caught:
+            action(*args, **kwargs)
+        assert caught.value.code == code, caught.value
+        self.ward.session.expire_all()
+        after = {
+            r.id: (r.state, r.version)
+            for r in si.self_inspections(self.ward.session, self.ward.org, 2026)
+        }
+        assert (self.ward.log_size(), after) == (size, before)
+
+
+def units_heads(unit: str) -> str:
+    return f"{unit.lower()}.truong"
+
+
+def test_opening_creates_one_prefilled_record_per_unit_in_scope(ward: Ward) -> None:
+    steps = Steps(ward)
+    steps.refused("not_permitted", steps.open, "vp.truong")
+    size = ward.log_size()
+    opened = steps.open()
+    assert sorted(opened.created) == IN_SCOPE
+    assert ward.log_size() == size + len(IN_SCOPE)  # one entry per record
+    vp = steps.record("VP")
+    assert vp.state == "draft"
+    assert vp.prefill["as_of"] == "2026-11-30"
+    assert vp.prefill["figures"]["led"] == len(vp.prefill["instances"]) > 0
+    assert [c["code"] for c in vp.prefill["score"]["criteria"]] == [c.code for c in RUBRIC.criteria]
+    assert vp.prefill["audit"]["tree_size"] == size  # computed before the opening's entries
+    # Opening again creates nothing.
+    assert steps.open().created == ()
+
+
+def test_submission_needs_every_criterion_scored_with_evidence_or_explanation(ward: Ward) -> None:
+    steps = Steps(ward)
+    steps.open()
+    first = RUBRIC.criteria[0].code
+    steps.refused("not_permitted", steps.fill, "VP", "kthtdt.canbo")
+    steps.refused("invalid_answer", steps.fill, "VP", "vp.canbo", {first: {"self_score": "99"}})
+    steps.refused(
+        "invalid_answer",
+        steps.fill,
+        "VP",
+        "vp.canbo",
+        {first: {"self_score": "5", "evidence": [{"document": "Báo cáo"}]}},
+    )
+    steps.fill("VP", "vp.canbo", {first: {"self_score": "5"}})
+    steps.refused("answers_missing", steps.submit, "VP", "vp.truong")
+    steps.fill("VP", "vp.canbo")
+    steps.refused("not_permitted", steps.submit, "VP", "vp.canbo")  # the head submits
+    size = ward.log_size()
+    record = steps.submit("VP", "vp.truong")
+    assert (record.state, record.round, ward.log_size()) == ("submitted", 1, size + 1)
+    steps.refused("invalid_transition", steps.fill, "VP", "vp.canbo")
+
+
+def test_who_acknowledges_or_returns(ward: Ward) -> None:
+    steps = Steps(ward)
+    steps.open()
+    for unit in ("VP", "VHXH"):
+        steps.fill(unit, f"{unit.lower()}.canbo")
+        steps.submit(unit, units_heads(unit))
+    steps.refused("not_permitted", steps.decide, "VP", "vhxh.thamdinh1")
+    steps.refused("not_permitted", steps.decide, "VP", "lanhdao")
+    steps.refused("reason_required", steps.decide, "VP", "vhxh.truong", False)
+    returned = steps.decide("VP", "vhxh.truong", False, "Thiếu tài liệu kiểm chứng tiêu chí 2.")
+    assert (returned.state, returned.return_reason) == (
+        "returned",
+        "Thiếu tài liệu kiểm chứng tiêu chí 2.",
+    )
+    steps.fill("VP", "vp.canbo")
+    assert steps.submit("VP", "vp.truong").round == 2
+    assert steps.decide("VP", "vhxh.truong").state == "acknowledged"
+    # Nobody decides on their own unit's self-inspection: VHXH's goes to the ward leader.
+    steps.refused("not_permitted", steps.decide, "VHXH", "vhxh.truong")
+    steps.refused("not_permitted", steps.decide, "VHXH", "vhxh.thamdinh1")
+    assert steps.decide("VHXH", "lanhdao").state == "acknowledged"
+
+
+def test_coverage_reaches_100_percent_only_when_every_unit_is_acknowledged(ward: Ward) -> None:
+    steps = Steps(ward)
+    session, org = ward.session, ward.org
+    assert si.coverage(session, org, 2026).as_json()["text"] == (
+        "0/5 đơn vị đã gửi, 0/5 đơn vị đã được xác nhận"
+    )
+    steps.open()
+    for unit in IN_SCOPE:
+        steps.fill(unit, f"{unit.lower()}.canbo")
+        steps.submit(unit, units_heads(unit))
+    cover = si.coverage(session, org, 2026)
+    assert (len(cover.submitted), len(cover.acknowledged), cover.complete) == (5, 0, False)
+    for i, unit in enumerate(IN_SCOPE):
+        steps.refused("coverage_incomplete", steps.close)
+        steps.decide(unit, "lanhdao" if unit == "VHXH" else "vhxh.truong")
+        cover = si.coverage(session, org, 2026)
+        assert len(cover.acknowledged) == i + 1
+        assert cover.complete is (i + 1 == len(IN_SCOPE))
+    steps.refused("not_permitted", steps.close, "vhxh.truong")
+    size = ward.log_size()
+    steps.close()
+    assert ward.log_size() == size + 1
+    assert si.coverage(session, org, 2026).closed_at is not None
+    steps.refused("year_closed", steps.close)
+    steps.refused("year_closed", steps.open)
+
+
+def test_a_returned_record_counts_as_not_submitted(ward: Ward) -> None:
+    steps = Steps(ward)
+    steps.open()
+    steps.fill("KTHTDT", "kthtdt.canbo")
+    steps.submit("KTHTDT", "kthtdt.truong")
+    steps.decide("KTHTDT", "vhxh.truong", False, "Bổ sung minh chứng.")
+    cover = si.coverage(ward.session, ward.org, 2026)
+    assert "KTHTDT" not in cover.submitted and "KTHTDT" in cover.opened
+
+
+def test_a_stale_version_is_refused(ward: Ward) -> None:
+    steps = Steps(ward)
+    steps.open()
+    record = steps.record("VP")
+    old = record.version
+    steps.fill("VP", "vp.canbo")
+    steps.refused(
+        "stale_version",
+        si.fill_self_inspection,
+        ward.session,
+        ward.org,
+        record.id,
+        ward.user("vp.canbo"),
+        full_answers(),
+        now=ward.clock.now(),
+        rubric=RUBRIC,
+        trail=steps.trail,
+        expected_version=old,
+    )
+
+
+def test_another_wards_people_cannot_touch_it() -> None:
+    """Unit codes repeat in every ward: a VP head elsewhere is nobody here."""
+    elsewhere = Person(
+        id=1, username="x", unit="VP", roles=frozenset({"member", "head"}), organization_id=2
+    )
+    for action in ("fill_self_inspection", "submit_self_inspection"):
+        assert oversight_refusal(action, elsewhere, 2, "VP") is None
+        refused = oversight_refusal(action, elsewhere, 1, "VP")
+        assert refused is not None and refused.code == "not_permitted"
