@@ -382,26 +382,17 @@ def _key_functions() -> list[tuple[str, Any]]:
 
     from audit.canonical import canonical_bytes
     from audit.ledger import Ledger
-    from workflow.lifecycle import Lifecycle
+    from workflow import engine as engine_module
 
     e = WorkflowEngine
     return [
         ("Engine.fire (all but commit)", e.fire),
-        ("  Engine.load (SELECT ... instance)", e.load),
-        ("  Engine.work (evidence uploaders)", e.work),
-        ("  Engine.policy (plan_task -> plan)", e.policy),
+        ("  read the instance (one SELECT)", engine_module._read_instance),
         ("  Engine._requirements (submit checks)", e._requirements),
-        ("  machine_for (build the machine)", machine_for),
-        ("  StateMachine.send", Lifecycle.send),
-        ("  Engine._apply (+ remark)", e._apply),
-        ("  Engine._flush (UPDATE instance, INSERT remark)", e._flush),
-        ("  Engine._org (unit -> organization)", e._org),
+        ("  write state, remark, outbox", engine_module._write_change),
         ("  AuditTrail.record", AuditTrail.record),
         ("    Ledger.append (Merkle append)", Ledger.append),
         ("      canonical_bytes", canonical_bytes),
-        ("  Engine._notify_transition (outbox)", e._notify_transition),
-        ("    Engine._role_people (users + roles)", e._role_people),
-        ("    Engine._unit_people", e._unit_people),
         ("ORM lazy loads (all)", _LazyLoader._load_for_state),
         ("Session.flush (all, incl. autoflush)", Session.flush),
         ("Session.commit", Session.commit),

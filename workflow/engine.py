@@ -11,24 +11,27 @@ changes (invariant 5).
 from __future__ import annotations
 
 import functools
+import json
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from blinker import NamedSignal
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
-from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy import Connection, select
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, SessionTransaction, joinedload
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.util import identity_key
 
 from definitions.units import UnitCatalog, load_units
 from workflow import signals
 from workflow.clock import Clock
 from workflow.errors import DomainError
 from workflow.evidence import EvidenceStore, sniff
-from workflow.lifecycle import EVENT_LABELS, EVENTS, machine_for, target_of, transitions_from
+from workflow.lifecycle import EVENT_LABELS, EVENTS, target_of, transitions_from
 from workflow.models import (
     Contribution,
     CoordinationRequest,
@@ -203,71 +206,96 @@ class Engine:
         due: date | None = None,
         explanation: str | None = None,
     ) -> Outcome:
+        """Apply a lifecycle event in the caller's transaction (never commits).
+
+        The hot path runs on the session's connection with a few plain statements instead of
+        the ORM's unit of work: one SELECT reads the instance (locked on PostgreSQL) with
+        everything the rules and the requirements read; one write moves the state with the
+        version check in its WHERE clause and adds the remark and the outbox rows (on
+        PostgreSQL a single statement); the ledger appends the audit entry. A copy of the
+        instance in the session's identity map is brought up to date afterwards.
+        """
         if event not in EVENTS:
             raise DomainError("unknown_event", f"Không có thao tác “{event}”.")
-        with self.session.no_autoflush:
-            instance = self.load(instance_id, lock=True)
-            self._check_version(instance, expected_version)
-            work = self._checked(instance, event, actor)
-            inputs = _Inputs(
-                reason=_text(reason),
-                assessment=_text(assessment),
-                findings=_text(findings),
-                recommendation=_text(recommendation),
-                due=due,
-                explanation=_text(explanation),
+        # Pending ORM changes of the caller first, so that the plain reads below see them.
+        self.session.flush()
+        conn = self.session.connection()
+        row = _read_instance(conn, instance_id)
+        self._check_version(row, expected_version)
+        person = person_of(actor)
+        work = row.work()
+        target = target_of(row.state, event)
+        if target is None:
+            raise DomainError(
+                "invalid_transition",
+                f"Không thể “{EVENT_LABELS[event]}” khi nhiệm vụ đang ở trạng thái "
+                f"“{_state_label(row.state)}”.",
             )
-            details = self._requirements(event, instance, self.policy(instance), inputs)
-        before = instance.state
+        refused = refusal(event, person, work, row.policy())
+        if refused is not None:
+            raise refused
+        inputs = _Inputs(
+            reason=_text(reason),
+            assessment=_text(assessment),
+            findings=_text(findings),
+            recommendation=_text(recommendation),
+            due=due,
+            explanation=_text(explanation),
+        )
+        details = self._requirements(event, row, inputs, conn)
 
         # Everything above only read; from here on the instance changes.
         now = self.clock.now()
-        machine_for(instance).send(event)
-        self._apply(event, instance, actor, inputs, now)
-        _touch(instance, now)
-        self._flush()
-        person = person_of(actor)
+        change = _change(event, target, row, actor, inputs, now)
+        self._write(conn, change)
         entry = self.trail.record(
             self.session,
-            self._org(instance),
+            _ward(row),
             now=now,
             actor=Actor(actor.username, person.unit, _acting_role(event, person, work)),
             action=f"task.{event}",
             object_type="task_instance",
-            object_id=instance.id,
-            before={"state": before, "version": instance.version - 1},
-            after={"state": instance.state, "version": instance.version},
+            object_id=row.id,
+            before={"state": row.state, "version": row.version},
+            after={"state": target, "version": change.version},
             details=details or None,
         )
-        self._notify_transition(event, instance, actor, inputs, work)
+        self._refresh_mapped(row, change)
         signal = _SIGNALS.get(event)
         if signal is not None:
             signals.send_after_commit(
                 self.session,
                 signal,
-                instance.id,
+                row.id,
                 event=event,
                 actor=actor.username,
-                state=instance.state,
+                state=target,
             )
-        return Outcome(instance.id, event, before, instance.state, instance.version, entry.seq)
+        return Outcome(row.id, event, row.state, target, change.version, entry.seq)
 
-    def _checked(self, instance: TaskInstance, event: str, actor: User) -> Work:
-        """The instance as the rules see it, once the event exists and the person may."""
-        before = instance.state
-        if target_of(before, event) is None:
+    def _write(self, conn: Connection, change: _Change) -> None:
+        """The state with its version check, the remark and the outbox rows."""
+        if not _write_change(conn, change):
             raise DomainError(
-                "invalid_transition",
-                f"Không thể “{EVENT_LABELS[event]}” khi nhiệm vụ đang ở trạng thái "
-                f"“{_state_label(before)}”.",
+                "stale_version",
+                "Nhiệm vụ vừa được người khác cập nhật. Vui lòng tải lại trang rồi thử lại.",
             )
-        work = self.work(instance)
-        refused = refusal(event, person_of(actor), work, self.policy(instance))
-        if refused is not None:
-            raise refused
-        return work
 
-    def _check_version(self, instance: TaskInstance, expected: int | None) -> None:
+    def _refresh_mapped(self, row: _Row, change: _Change) -> None:
+        """Bring the session's copy of the instance, if it holds one, to what is stored now
+        (what a populate_existing load and a flush would have left), and have it expired if
+        the savepoint or transaction of this change rolls back."""
+        mapped = self.session.identity_map.get(identity_key(TaskInstance, row.id))
+        if mapped is None:
+            return
+        stored = row.mapped_values()
+        stored.update(change.columns)
+        stored["version"] = change.version
+        for key, value in stored.items():
+            set_committed_value(mapped, key, value)
+        _remember_written(self.session, mapped)
+
+    def _check_version(self, instance: TaskInstance | _Row, expected: int | None) -> None:
         if expected is not None and instance.version != expected:
             raise DomainError(
                 "stale_version",
@@ -288,20 +316,21 @@ class Engine:
         return instance.unit.organization
 
     def _requirements(
-        self, event: str, instance: TaskInstance, policy: Policy, inputs: _Inputs
+        self, event: str, row: _Row, inputs: _Inputs, conn: Connection
     ) -> dict[str, Any]:
         """Check what the event needs besides permission; return its audit details."""
         if event == "schedule":
             if inputs.due is None:
                 raise DomainError("due_required", "Cần nhập thời hạn hoàn thành (ngày/tháng/năm).")
-            if inputs.due < instance.period_start:
+            period_start = row.period_start()
+            if inputs.due < period_start:
                 raise DomainError(
                     "invalid_due",
-                    f"Thời hạn không được trước ngày bắt đầu {instance.period_start:%d/%m/%Y}.",
+                    f"Thời hạn không được trước ngày bắt đầu {period_start:%d/%m/%Y}.",
                 )
             return {"due": inputs.due.isoformat()}
         if event == "submit":
-            return self._submission_details(instance, policy, inputs)
+            return self._submission_details(row, inputs, conn)
         if event == "review":
             if not inputs.findings:
                 raise DomainError("findings_required", "Cần ghi nhận xét thẩm định.")
@@ -322,23 +351,11 @@ class Engine:
             return {"assessment": inputs.assessment}
         return {}
 
-    def _submission_details(
-        self, instance: TaskInstance, policy: Policy, inputs: _Inputs
-    ) -> dict[str, Any]:
-        evidence = self.session.scalars(
-            select(Evidence)
-            .where(Evidence.instance_id == instance.id, Evidence.withdrawn_at.is_(None))
-            .order_by(Evidence.id)
-        ).all()
-        explained = set(
-            self.session.scalars(
-                select(Remark.product).where(
-                    Remark.instance_id == instance.id, Remark.kind == RemarkKind.EXPLANATION
-                )
-            )
-        )
-        covered = {e.product for e in evidence}
-        products = [p["name"] for p in instance.plan_task.products]
+    def _submission_details(self, row: _Row, inputs: _Inputs, conn: Connection) -> dict[str, Any]:
+        evidence = row.evidence
+        explained, outstanding = _explained_and_outstanding(conn, row.id)
+        covered = {e[1] for e in evidence}
+        products = [p["name"] for p in row.products()]
         missing = [p for p in products if p not in covered and p not in explained]
         if missing:
             raise DomainError(
@@ -348,25 +365,17 @@ class Engine:
                 + ".",
                 products=missing,
             )
-        outstanding = self.session.scalars(
-            select(Unit.code)
-            .join(CoordinationRequest, CoordinationRequest.unit_id == Unit.id)
-            .where(
-                CoordinationRequest.instance_id == instance.id,
-                CoordinationRequest.state == RequestState.REQUESTED,
-            )
-            .order_by(Unit.code)
-        ).all()
         details: dict[str, Any] = {
-            "round": instance.submission_round + 1,
+            "round": row.submission_round + 1,
             "evidence": [
-                {"sha256": e.sha256, "size": e.size, "product": e.product} for e in evidence
+                {"sha256": sha256, "size": size, "product": product}
+                for _uploader, product, sha256, size in evidence
             ],
             "explained": sorted(p for p in explained if p is not None and p not in covered),
         }
         if outstanding:
             units = ", ".join(outstanding)
-            if policy.outstanding_contributions == "block":
+            if row.policy().outstanding_contributions == "block":
                 raise DomainError(
                     "contributions_outstanding",
                     f"Còn chờ đơn vị phối hợp: {units}. Chỉ nộp khi các đơn vị đã phản hồi.",
@@ -381,29 +390,6 @@ class Engine:
             details["outstanding"] = list(outstanding)
             details["explanation"] = inputs.explanation
         return details
-
-    def _apply(
-        self, event: str, instance: TaskInstance, actor: User, inputs: _Inputs, now: Any
-    ) -> None:
-        if event == "schedule":
-            instance.due_date = inputs.due
-        elif event == "submit":
-            instance.submission_round += 1
-            instance.submitted_by_id = actor.id
-            instance.submitted_at = now
-            instance.reviewed_by_id = None
-            instance.recommendation = None
-            if inputs.explanation:
-                self._remark(instance, actor, RemarkKind.EXPLANATION, inputs.explanation, now)
-        elif event == "review":
-            instance.reviewed_by_id = actor.id
-            instance.recommendation = inputs.recommendation
-            self._remark(instance, actor, RemarkKind.FINDING, inputs.findings, now)
-        elif event in ("return_for_rework", "cancel"):
-            self._remark(instance, actor, RemarkKind.DECISION, inputs.reason, now)
-        elif event == "accept":
-            instance.accepted_at = now
-            self._remark(instance, actor, RemarkKind.DECISION, inputs.assessment, now)
 
     def _remark(
         self,
@@ -444,35 +430,6 @@ class Engine:
                 )
             )
         )
-
-    def _notify_transition(
-        self, event: str, instance: TaskInstance, actor: User, inputs: _Inputs, work: Work
-    ) -> None:
-        task = instance.plan_task
-        name = f"Nhiệm vụ {task.number} ({instance.unit.code}, {instance.period_label})"
-        org_id = instance.unit.organization_id
-        recipients: list[User]
-        if event == "submit":
-            recipients = self._role_people(org_id, Role.REVIEWER)
-            message = f"{name} đã được nộp, chờ thẩm định."
-        elif event == "review":
-            recipients = self._role_people(org_id, decider_role(work))
-            message = f"{name} đã được thẩm định, chờ quyết định nghiệm thu."
-        elif event == "return_for_rework":
-            recipients = self._unit_people(instance.unit_id)
-            message = f"{name} bị trả lại để hoàn thiện. Lý do: {inputs.reason}"
-        elif event == "accept":
-            recipients = self._unit_people(instance.unit_id)
-            message = f"{name} đã được nghiệm thu."
-        elif event == "schedule":
-            recipients = self._unit_people(instance.unit_id)
-            message = f"{name} đã có thời hạn: {instance.due_date:%d/%m/%Y}."
-        elif event == "cancel":
-            recipients = self._unit_people(instance.unit_id)
-            message = f"{name} đã bị hủy. Lý do: {inputs.reason}"
-        else:
-            return
-        self.notify(recipients, f"task.{event}", instance.id, message, exclude=actor.id)
 
     def notify(
         self,
@@ -1001,3 +958,438 @@ def _display_name(filename: str, kind: str) -> str:
     base = unicodedata.normalize("NFC", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip()
     base = "".join(ch for ch in base if ch.isprintable())[:200]
     return base or f"tai-lieu.{kind}"
+
+
+# --- the hot path of `fire`: plain statements on the session's connection ------------------
+#
+# The statements go straight to the driver's cursor, as the ledger's append does: a few per
+# transition, with no expression building, compilation or ORM bookkeeping in between. Values
+# are written as SQLAlchemy would store them (SQLite: UTC instants as text, dates as ISO text,
+# JSON as text; PostgreSQL: the driver adapts them).
+
+_INSTANCE_COLUMNS = (
+    "id",
+    "plan_task_id",
+    "unit_id",
+    "period_label",
+    "period_start",
+    "due_date",
+    "state",
+    "assignee_id",
+    "submission_round",
+    "submitted_by_id",
+    "reviewed_by_id",
+    "recommendation",
+    "submitted_at",
+    "accepted_at",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_DATE_COLUMNS = frozenset({"period_start", "due_date"})
+_INSTANT_COLUMNS = frozenset({"submitted_at", "accepted_at", "created_at", "updated_at"})
+_N = len(_INSTANCE_COLUMNS)
+
+# The instance with what the rules and the requirements read: its unit and ward, its task's
+# products and number, its plan's policy, and its current evidence (one row per file; the
+# outer join gives one row when there is none). FOR UPDATE OF the instance on PostgreSQL.
+_READ_SQL = (
+    "SELECT "
+    + ", ".join(f"ti.{c}" for c in _INSTANCE_COLUMNS)
+    + ", u.code, u.organization_id, o.audit_origin, pt.number, pt.products, p.policy, "
+    "e.uploader_id, e.product, e.sha256, e.size "
+    "FROM task_instance ti "
+    "JOIN unit u ON u.id = ti.unit_id "
+    "JOIN organization o ON o.id = u.organization_id "
+    "JOIN plan_task pt ON pt.id = ti.plan_task_id "
+    "JOIN plan p ON p.id = pt.plan_id "
+    "LEFT JOIN evidence e ON e.instance_id = ti.id AND e.withdrawn_at IS NULL "
+    "WHERE ti.id = {p} ORDER BY e.id"
+)
+_EXPLAINED_OUTSTANDING_SQL = (
+    "SELECT 'explained', product FROM remark WHERE instance_id = {p} AND kind = {p} "
+    "UNION ALL "
+    "SELECT 'outstanding', u.code FROM coordination_request c JOIN unit u ON u.id = c.unit_id "
+    "WHERE c.instance_id = {p} AND c.state = {p}"
+)
+_PG_REMARK_CTE = (
+    "remark_row AS (INSERT INTO remark (instance_id, author_id, kind, product, body, created_at) "
+    "SELECT moved.id, {p}, {p}, NULL, {p}, {p} FROM moved)"
+)
+_PG_OUTBOX_CTE = (
+    "outbox AS (INSERT INTO notification "
+    "(recipient_id, event, instance_id, message, payload, created_at) "
+    "SELECT u.id, {p}, moved.id, {p}, CAST('{}' AS JSON), {p} "
+)
+_PG_FROM_MOVED = "FROM moved CROSS JOIN "
+_SQLITE_REMARK_SQL = (
+    "INSERT INTO remark (instance_id, author_id, kind, product, body, created_at) "
+    "VALUES (?, ?, ?, NULL, ?, ?)"
+)
+_SQLITE_OUTBOX_SQL = (
+    "INSERT INTO notification (recipient_id, event, instance_id, message, payload, created_at) "
+    "SELECT u.id, ?, ?, ?, '{}', ? "
+)
+# Recipients of the outbox rows, chosen in the statement that writes them: the active people
+# of a unit, or of a role in the ward; never the actor.
+_RECIPIENTS = {
+    "unit": "FROM app_user u WHERE u.unit_id = {p} AND u.active = {p} AND u.id <> {p}",
+    "role": (
+        "FROM app_user u JOIN user_role r ON r.user_id = u.id "
+        "WHERE u.organization_id = {p} AND u.active = {p} AND r.role = {p} AND u.id <> {p}"
+    ),
+}
+
+
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def _is_pg(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+@functools.cache
+def _sql(template: str, pg: bool) -> str:
+    return template.replace("{p}", "%s" if pg else "?")
+
+
+def _to_db(value: Any, pg: bool) -> Any:
+    if pg:
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass a timezone-aware instant")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _instant(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _day(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One instance as `fire` read it, with what the rules read."""
+
+    values: tuple[Any, ...]  # the task_instance columns, in _INSTANCE_COLUMNS order, raw
+    unit_code: str
+    organization_id: int
+    audit_origin: str
+    task_number: int
+    raw_products: Any
+    raw_policy: Any
+    evidence: list[tuple[int, str, str, int]]  # (uploader, product, sha256, size) by id
+
+    @property
+    def id(self) -> int:
+        return int(self.values[0])
+
+    @property
+    def unit_id(self) -> int:
+        return int(self.values[2])
+
+    @property
+    def period_label(self) -> str:
+        return str(self.values[3])
+
+    @property
+    def state(self) -> str:
+        return str(self.values[6])
+
+    @property
+    def submission_round(self) -> int:
+        return int(self.values[8])
+
+    @property
+    def version(self) -> int:
+        return int(self.values[14])
+
+    def period_start(self) -> date:
+        day = _day(self.values[4])
+        assert day is not None
+        return day
+
+    def products(self) -> list[dict[str, Any]]:
+        products: list[dict[str, Any]] = _json(self.raw_products)
+        return products
+
+    def policy(self) -> Policy:
+        stored = _json(self.raw_policy) or {}
+        return Policy(
+            submit_requires_head=bool(stored.get("submit_requires_head", True)),
+            outstanding_contributions=str(stored.get("outstanding_contributions", "explain")),
+        )
+
+    def work(self) -> Work:
+        return Work(
+            lead_unit=self.unit_code,
+            state=self.state,
+            organization_id=self.organization_id,
+            submitted_by=self.values[9],
+            reviewed_by=self.values[10],
+            contributors=frozenset(e[0] for e in self.evidence),
+        )
+
+    def mapped_values(self) -> dict[str, Any]:
+        """The columns as the ORM holds them (typed, instants in UTC)."""
+        out: dict[str, Any] = {}
+        for name, value in zip(_INSTANCE_COLUMNS, self.values, strict=True):
+            if name in _DATE_COLUMNS:
+                value = _day(value)
+            elif name in _INSTANT_COLUMNS:
+                value = _instant(value)
+            out[name] = value
+        return out
+
+
+def _read_instance(conn: Connection, instance_id: int) -> _Row:
+    pg = _is_pg(conn)
+    sql = _sql(_READ_SQL, pg)
+    if pg:
+        # PostgreSQL serialises writers on the row; SQLite already holds the write lock
+        # (BEGIN IMMEDIATE).
+        sql += " FOR UPDATE OF ti"
+    cur = _cursor(conn)
+    try:
+        cur.execute(sql, (instance_id,))
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    if not rows:
+        raise DomainError("not_found", f"Không tìm thấy nhiệm vụ số {instance_id}.")
+    first = rows[0]
+    code, org_id, origin, number, products, policy = first[_N : _N + 6]
+    evidence = [
+        (int(r[_N + 6]), str(r[_N + 7]), str(r[_N + 8]), int(r[_N + 9]))
+        for r in rows
+        if r[_N + 6] is not None
+    ]
+    return _Row(
+        tuple(first[:_N]), code, int(org_id), origin, int(number), products, policy, evidence
+    )
+
+
+def _explained_and_outstanding(conn: Connection, instance_id: int) -> tuple[set[Any], list[str]]:
+    """Products with a written explanation, and the units asked and not yet answered."""
+    cur = _cursor(conn)
+    try:
+        cur.execute(
+            _sql(_EXPLAINED_OUTSTANDING_SQL, _is_pg(conn)),
+            (
+                instance_id,
+                RemarkKind.EXPLANATION.value,
+                instance_id,
+                RequestState.REQUESTED.value,
+            ),
+        )
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    explained = {value for kind, value in rows if kind == "explained"}
+    outstanding = sorted(str(value) for kind, value in rows if kind == "outstanding")
+    return explained, outstanding
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """What one transition writes."""
+
+    instance_id: int
+    expected_version: int
+    version: int
+    columns: dict[str, Any]  # new column values (typed), state and updated_at included
+    author_id: int
+    now: datetime
+    remark: tuple[str, str] | None  # (kind, body)
+    outbox: tuple[str, str, str, tuple[Any, ...]] | None  # (event, message, who, key)
+
+
+def _change(
+    event: str, target: str, row: _Row, actor: User, inputs: _Inputs, now: datetime
+) -> _Change:
+    """The lifecycle's move to `target` and what the event records with it (the remark and
+    the outbox rows); `now` moves updated_at, so every change makes an older view stale."""
+    columns: dict[str, Any] = {"state": target, "updated_at": now}
+    remark: tuple[str, str] | None = None
+    if event == "schedule":
+        columns["due_date"] = inputs.due
+    elif event == "submit":
+        columns["submission_round"] = row.submission_round + 1
+        columns["submitted_by_id"] = actor.id
+        columns["submitted_at"] = now
+        columns["reviewed_by_id"] = None
+        columns["recommendation"] = None
+        if inputs.explanation:
+            remark = (RemarkKind.EXPLANATION.value, inputs.explanation)
+    elif event == "review":
+        columns["reviewed_by_id"] = actor.id
+        columns["recommendation"] = inputs.recommendation
+        remark = (RemarkKind.FINDING.value, inputs.findings)
+    elif event in ("return_for_rework", "cancel"):
+        remark = (RemarkKind.DECISION.value, inputs.reason)
+    elif event == "accept":
+        columns["accepted_at"] = now
+        remark = (RemarkKind.DECISION.value, inputs.assessment)
+
+    name = f"Nhiệm vụ {row.task_number} ({row.unit_code}, {row.period_label})"
+    unit: tuple[Any, ...] = (row.unit_id,)
+    outbox: tuple[str, str, str, tuple[Any, ...]] | None = None
+    if event == "submit":
+        who: tuple[Any, ...] = (row.organization_id, Role.REVIEWER.value)
+        outbox = ("role", f"{name} đã được nộp, chờ thẩm định.", "role", who)
+    elif event == "review":
+        who = (row.organization_id, decider_role(row.work()).value)
+        outbox = ("role", f"{name} đã được thẩm định, chờ quyết định nghiệm thu.", "role", who)
+    elif event == "return_for_rework":
+        message = f"{name} bị trả lại để hoàn thiện. Lý do: {inputs.reason}"
+        outbox = ("unit", message, "unit", unit)
+    elif event == "accept":
+        outbox = ("unit", f"{name} đã được nghiệm thu.", "unit", unit)
+    elif event == "schedule":
+        outbox = ("unit", f"{name} đã có thời hạn: {inputs.due:%d/%m/%Y}.", "unit", unit)
+    elif event == "cancel":
+        outbox = ("unit", f"{name} đã bị hủy. Lý do: {inputs.reason}", "unit", unit)
+    if outbox is not None:
+        outbox = (f"task.{event}", outbox[1], outbox[2], outbox[3])
+    return _Change(
+        instance_id=row.id,
+        expected_version=row.version,
+        version=row.version + 1,
+        columns=columns,
+        author_id=actor.id,
+        now=now,
+        remark=remark,
+        outbox=outbox,
+    )
+
+
+@functools.cache
+def _write_sql(pg: bool, columns: tuple[str, ...], remark: bool, outbox: str | None) -> str:
+    # Built only from this module's constants: column names checked against the table's.
+    assert set(columns) <= set(_INSTANCE_COLUMNS), columns
+    sets = ", ".join(f"{c} = {{p}}" for c in columns)
+    update = "UPDATE task_instance SET " + sets  # noqa: S608 - names from _INSTANCE_COLUMNS
+    update += ", version = {p} WHERE id = {p} AND version = {p}"
+    if not pg:
+        return _sql(update, pg)
+    # One statement: the inserts read the UPDATE's row, so they add nothing when the version
+    # check fails; the statement returns how many rows the UPDATE moved.
+    parts = ["moved AS (" + update + " RETURNING id)"]
+    if remark:
+        parts.append(_PG_REMARK_CTE)
+    if outbox is not None:
+        parts.append(_PG_OUTBOX_CTE + _RECIPIENTS[outbox].replace("FROM ", _PG_FROM_MOVED, 1) + ")")
+    statement = "WITH " + ", ".join(parts) + " SELECT count(*) FROM moved"  # noqa: S608
+    return _sql(statement, pg)
+
+
+def _write_change(conn: Connection, change: _Change) -> bool:
+    """Write the change; False when the version check found the row moved (nothing written)."""
+    pg = _is_pg(conn)
+    names = tuple(change.columns)
+    update_params = [
+        *(_to_db(v, pg) for v in change.columns.values()),
+        change.version,
+        change.instance_id,
+        change.expected_version,
+    ]
+    now = _to_db(change.now, pg)
+    remark_params: list[Any] = []
+    if change.remark is not None:
+        remark_params = [change.author_id, change.remark[0], change.remark[1], now]
+    outbox_params: list[Any] = []
+    outbox_kind: str | None = None
+    if change.outbox is not None:
+        event, message, outbox_kind, key = change.outbox
+        outbox_params = [event, message, now]
+        if outbox_kind == "unit":
+            outbox_params += [key[0], True, change.author_id]
+        else:
+            outbox_params += [key[0], True, key[1], change.author_id]
+    sql = _write_sql(pg, names, change.remark is not None, outbox_kind)
+    cur = _cursor(conn)
+    try:
+        if pg:
+            cur.execute(sql, (*update_params, *remark_params, *outbox_params))
+            row = cur.fetchone()
+            return bool(row and row[0] == 1)
+        cur.execute(sql, update_params)
+        if cur.rowcount != 1:
+            return False
+        if change.remark is not None:
+            cur.execute(
+                _SQLITE_REMARK_SQL,
+                (change.instance_id, *remark_params),
+            )
+        if outbox_kind is not None:
+            cur.execute(
+                _SQLITE_OUTBOX_SQL + _sql(_RECIPIENTS[outbox_kind], pg),
+                (outbox_params[0], change.instance_id, outbox_params[1], now, *outbox_params[3:]),
+            )
+        return True
+    finally:
+        cur.close()
+
+
+def _ward(row: _Row) -> Organization:
+    """The instance's ward as the audit trail needs it (its id and log origin), without
+    loading the row: a transient object, never added to the session."""
+    return Organization(id=row.organization_id, audit_origin=row.audit_origin)
+
+
+# An instance that `fire` wrote with plain statements was updated in the identity map by hand;
+# the ORM does not know it changed, so a rollback of the savepoint or transaction it changed
+# in would leave it showing the rolled-back state. These listeners expire it then.
+_WRITTEN = "cchc.written_instances"
+
+
+def _remember_written(session: Session, instance: TaskInstance) -> None:
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_WRITTEN, []).append((transaction, instance))
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _expire_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    written = session.info.get(_WRITTEN)
+    if not written:
+        return
+    kept = []
+    for transaction, instance in written:
+        if _within(transaction, previous_transaction):
+            if instance in session:
+                session.expire(instance)
+        else:
+            kept.append((transaction, instance))
+    session.info[_WRITTEN] = kept
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_written(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WRITTEN, None)

@@ -82,25 +82,14 @@ def after_calling(cls: type, name: str) -> Callable[[pytest.MonkeyPatch], None]:
     return install
 
 
-def in_a_lifecycle_listener(monkeypatch: pytest.MonkeyPatch) -> None:
-    """python-statemachine registers the model as a listener: a TaskInstance method named
-    after_transition runs once the machine has changed the state."""
-
-    def after_transition(self: TaskInstance) -> None:
-        raise Injected(f"listener, state already {self.state}")
-
-    monkeypatch.setattr(TaskInstance, "after_transition", after_transition, raising=False)
-
-
 INJECTIONS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
-    # the machine ran and the row was flushed, nothing appended yet
-    "after the flush": after_calling(Engine, "_flush"),
-    # the state changed in memory; the flush has not happened
-    "in a lifecycle listener": in_a_lifecycle_listener,
+    # the state moved (version-checked UPDATE), its remark and outbox rows are written,
+    # nothing appended yet
+    "after the state, remark and outbox rows": after_calling(Engine, "_write"),
     # the audit entry is appended (in the same transaction)
     "after the audit entry": after_calling(AuditTrail, "record"),
-    # the outbox rows are added too
-    "after the outbox rows": after_calling(Engine, "_notify_transition"),
+    # everything is written and the session's copy of the instance is brought up to date
+    "after the identity map is updated": after_calling(Engine, "_refresh_mapped"),
 }
 
 
