@@ -61,9 +61,9 @@ def sample_size(population: int, fraction: Fraction, included: int = 0) -> int:
     return min(population, max(wanted, included))
 
 
-def risk_weight(score: Decimal, max_points: Decimal) -> int:
+def risk_weight(score: Decimal | int, max_points: Decimal) -> int:
     """10 + 10 × (max − score), whole tenths of a point, at least 1."""
-    shortfall = max(Decimal(0), max_points - score)
+    shortfall = max(Decimal(0), max_points - Decimal(score))
     return max(1, 10 + int((shortfall * 10).to_integral_value()))
 
 
