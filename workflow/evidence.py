@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from io import BytesIO
@@ -73,6 +74,13 @@ _ODF = {
 }
 _ODF_MEDIA = {kind: media.decode("ascii") for media, kind in _ODF.items()}
 ALLOWED_KINDS = ("pdf", "doc", "docx", "xls", "xlsx", "odt", "ods", "jpg", "png", "zip")
+
+
+def display_name(filename: str, kind: str) -> str:
+    """A name to show and to offer on download; never used as a path."""
+    base = unicodedata.normalize("NFC", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    base = "".join(ch for ch in base if ch.isprintable())[:200]
+    return base or f"tai-lieu.{kind}"
 
 
 def sniff(data: bytes) -> tuple[str, str]:
