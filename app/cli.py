@@ -1154,3 +1154,7 @@ def audit_prove(rt: Runtime, seq: int, output: Path, org_slug: str | None) -> No
 
 audit_group.add_command(audit_cli.commands["verify"], "verify")
 audit_group.add_command(audit_cli.commands["verify-receipt"], "verify-receipt")
+
+
+# Evaluation, self-inspection and inspection commands register themselves on `main`.
+from app import cli_oversight  # noqa: E402, F401

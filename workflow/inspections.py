@@ -39,7 +39,7 @@ from workflow.models import (
     User,
 )
 from workflow.states import Role, TaskState
-from workflow.trail import AuditTrail
+from workflow.trail import SYSTEM, AuditTrail
 
 SAMPLE_ACTION = "inspection.sampled"
 CORRECTIVE_NUMBER_BASE = 1000  # corrective tasks are numbered 1001, 1002, ... in the plan
@@ -160,7 +160,7 @@ def draw_sample(
     session: Session,
     org: Organization,
     year: int,
-    drawer: User,
+    drawer: User | None,
     *,
     now: datetime,
     today: date,
@@ -173,8 +173,14 @@ def draw_sample(
     include: Sequence[str] = (),
 ) -> InspectionDraw:
     """Draw the year's units to inspect, record the draw as one audit entry and open an
-    inspection for each unit drawn. One draw per year. The caller commits."""
-    person = oversight.checked("draw_sample", drawer, org)
+    inspection for each unit drawn. One draw per year. `drawer` None: the system draws (an
+    operator on the server's command line, as for the daily deadline check). The caller
+    commits."""
+    who = SYSTEM
+    if drawer is not None:
+        person = oversight.checked("draw_sample", drawer, org)
+        role = oversight.acting_role(person, (Role.WARD_LEADER.value, Role.APPROVER.value, "head"))
+        who = oversight.actor(drawer, person, role)
     plan_of_year(session, org, year)  # the year must have a plan
     if draws(session, org, year):
         raise DomainError(
@@ -201,12 +207,11 @@ def draw_sample(
     details = {"year": year, **outcome.as_json(), "seed_source": source}
     if basis is not None:
         details["evaluation"] = basis
-    role = oversight.acting_role(person, (Role.WARD_LEADER.value, Role.APPROVER.value, "head"))
     entry = trail.record(
         session,
         org,
         now=now,
-        actor=oversight.actor(drawer, person, role),
+        actor=who,
         action=SAMPLE_ACTION,
         object_type="inspection_sample",
         object_id=year,
@@ -220,7 +225,7 @@ def draw_sample(
         seed=seed_text,
         parameters={k: v for k, v in details.items() if k != "selected"},
         selected=list(outcome.selected),
-        drawn_by_id=drawer.id,
+        drawn_by_id=drawer.id if drawer is not None else None,
         drawn_at=now,
     )
     session.add(record)

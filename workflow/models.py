@@ -458,10 +458,11 @@ class InspectionDraw(Base):
     seed: Mapped[str] = mapped_column(Text)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
     selected: Mapped[list[str]] = mapped_column(JSON)
-    drawn_by_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    # None: drawn by the system (an operator on the server's command line).
+    drawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     drawn_at: Mapped[datetime] = _utc("drawn_at")
 
-    drawn_by: Mapped[User] = relationship()
+    drawn_by: Mapped[User | None] = relationship()
 
 
 class Inspection(Base):

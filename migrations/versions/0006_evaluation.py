@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('seed', sa.Text(), nullable=False),
     sa.Column('parameters', sa.JSON(), nullable=False),
     sa.Column('selected', sa.JSON(), nullable=False),
-    sa.Column('drawn_by_id', sa.Integer(), nullable=False),
+    sa.Column('drawn_by_id', sa.Integer(), nullable=True),
     sa.Column('drawn_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['drawn_by_id'], ['app_user.id'], name=op.f('fk_inspection_draw_drawn_by_id_app_user')),
     sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_inspection_draw_organization_id_organization')),
