@@ -3,11 +3,16 @@ coverage, and closing the year only at 100%."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from audit.ledger import Ledger
 from definitions.calendar import load_calendar
 from definitions.rubric import load_rubric
 from workflow import selfinspection as si
@@ -16,7 +21,8 @@ from workflow.models import SelfInspection
 from workflow.permissions import Person, oversight_refusal
 from workflow.trail import AuditTrail
 
-from .conftest import Ward
+from ._helpers import CommittedWard, committed_ward
+from .conftest import ORIGIN, Ward
 
 pytestmark = pytest.mark.db
 
@@ -255,3 +261,67 @@ def test_another_wards_people_cannot_touch_it() -> None:
         assert oversight_refusal(action, elsewhere, 2, "VP") is None
         refused = oversight_refusal(action, elsewhere, 1, "VP")
         assert refused is not None and refused.code == "not_permitted"
+
+
+# --- invariant 3 on a self-inspection: two concurrent decisions, one winner -----------------
+
+
+@pytest.fixture
+def committed(fresh_db_url: str, tmp_path: Path) -> Iterator[CommittedWard]:
+    ward = committed_ward(fresh_db_url, tmp_path / "evidence", reviewed=1)
+    try:
+        yield ward
+    finally:
+        ward.db.dispose()
+
+
+def test_of_two_concurrent_decisions_exactly_one_wins(committed: CommittedWard) -> None:
+    with committed.session() as session:
+        steps = Steps(committed.ward(session))
+        steps.open()
+        steps.fill("VP", "vp.canbo")
+        record_id = steps.submit("VP", "vp.truong").id
+        session.commit()
+        size = Ledger(ORIGIN).size(session)
+
+    barrier = threading.Barrier(2)
+    outcomes: dict[bool, object] = {}
+
+    def decide(acknowledge: bool) -> None:
+        try:
+            with committed.session() as session:
+                ward = committed.ward(session)
+                seen = si.load_self_inspection(session, ward.org, record_id).version
+                session.rollback()  # the page was rendered; its read transaction ended
+                barrier.wait(timeout=30)
+                si.decide_self_inspection(
+                    session,
+                    ward.org,
+                    record_id,
+                    ward.user("vhxh.truong"),
+                    acknowledge=acknowledge,
+                    reason="" if acknowledge else "Bổ sung",
+                    now=ward.clock.now(),
+                    trail=AuditTrail(),
+                    expected_version=seen,
+                )
+                time.sleep(0.2)  # hold the transaction so the other really waits on it
+                session.commit()
+                outcomes[acknowledge] = "won"
+        except DomainError as err:
+            outcomes[acknowledge] = err.code
+        except BaseException as exc:  # reported below
+            outcomes[acknowledge] = exc
+
+    threads = [threading.Thread(target=decide, args=(flag,)) for flag in (True, False)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+        assert not t.is_alive()
+    assert sorted(map(str, outcomes.values())) == ["stale_version", "won"], outcomes
+    with committed.session() as session:
+        record = session.get_one(SelfInspection, record_id)
+        winner = next(flag for flag, result in outcomes.items() if result == "won")
+        assert record.state == ("acknowledged" if winner else "returned")
+        assert Ledger(ORIGIN).size(session) == size + 1  # one decision entry
