@@ -48,6 +48,8 @@ class WorkingCalendar:
     def __init__(self, overrides: Iterable[CalendarOverride] = ()) -> None:
         self.overrides: tuple[CalendarOverride, ...] = tuple(overrides)
         self._years: dict[int, _Year] = {}
+        # Per year: running[k] = working days among the year's first k days (k = 0..length).
+        self._running: dict[int, tuple[int, ...]] = {}
 
     def _year(self, year: int) -> _Year:
         cached = self._years.get(year)
@@ -106,13 +108,35 @@ class WorkingCalendar:
                 remaining -= 1
         return current
 
+    def _running_counts(self, year: int) -> tuple[int, ...]:
+        cached = self._running.get(year)
+        if cached is not None:
+            return cached
+        first = date(year, 1, 1)
+        length = (date(year + 1, 1, 1) - first).days
+        counts = [0]
+        for offset in range(length):
+            counts.append(counts[-1] + self.is_working_day(first + timedelta(days=offset)))
+        built = tuple(counts)
+        self._running[year] = built
+        return built
+
+    def _through(self, day: date) -> int:
+        """Working days from 1 January of `day`'s year through `day`."""
+        return self._running_counts(day.year)[day.timetuple().tm_yday]
+
     def working_days_between(self, start: date, end: date) -> int:
-        """Count the working days in (start, end]; 0 when `end` is not after `start`."""
-        return sum(
-            1
-            for offset in range(1, (end - start).days + 1)
-            if self.is_working_day(start + timedelta(days=offset))
-        )
+        """Count the working days in (start, end]; 0 when `end` is not after `start`.
+
+        Constant time once each year involved has been counted (one pass over its days)."""
+        if end <= start:
+            return 0
+        if start.year == end.year:
+            return self._through(end) - self._through(start)
+        total = self._running_counts(start.year)[-1] - self._through(start)
+        for year in range(start.year + 1, end.year):
+            total += self._running_counts(year)[-1]
+        return total + self._through(end)
 
 
 def _read_override(row: object, position: int) -> CalendarOverride:

@@ -194,3 +194,19 @@ def test_a_malformed_override_table_is_refused(tmp_path: Path, rows: str, messag
     table.write_text("overrides:\n" + rows, encoding="utf-8")
     with pytest.raises(CalendarError, match=message):
         load_overrides(table)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=st.dates(min_value=date(2024, 12, 1), max_value=date(2028, 2, 1)),
+    span=st.integers(min_value=-40, max_value=900),
+)
+def test_working_days_between_equals_counting_day_by_day(start: date, span: int) -> None:
+    """The constant-time count (running totals per year) agrees with the definition: the
+    working days in (start, end], across year boundaries and backwards intervals."""
+    calendar = load_calendar()
+    end = start + timedelta(days=span)
+    naive = sum(
+        calendar.is_working_day(start + timedelta(days=k)) for k in range(1, (end - start).days + 1)
+    )
+    assert calendar.working_days_between(start, end) == naive
