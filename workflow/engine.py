@@ -217,12 +217,12 @@ class Engine:
         """
         if event not in EVENTS:
             raise DomainError("unknown_event", f"Không có thao tác “{event}”.")
+        person = person_of(actor)
         # Pending ORM changes of the caller first, so that the plain reads below see them.
         self.session.flush()
         conn = self.session.connection()
-        row = _read_instance(conn, instance_id)
+        row = _read_instance(conn, instance_id, submission=event == "submit")
         self._check_version(row, expected_version)
-        person = person_of(actor)
         work = row.work()
         target = target_of(row.state, event)
         if target is None:
@@ -242,7 +242,7 @@ class Engine:
             due=due,
             explanation=_text(explanation),
         )
-        details = self._requirements(event, row, inputs, conn)
+        details = self._requirements(event, row, inputs)
 
         # Everything above only read; from here on the instance changes.
         now = self.clock.now()
@@ -315,9 +315,7 @@ class Engine:
     def _org(self, instance: TaskInstance) -> Organization:
         return instance.unit.organization
 
-    def _requirements(
-        self, event: str, row: _Row, inputs: _Inputs, conn: Connection
-    ) -> dict[str, Any]:
+    def _requirements(self, event: str, row: _Row, inputs: _Inputs) -> dict[str, Any]:
         """Check what the event needs besides permission; return its audit details."""
         if event == "schedule":
             if inputs.due is None:
@@ -330,7 +328,7 @@ class Engine:
                 )
             return {"due": inputs.due.isoformat()}
         if event == "submit":
-            return self._submission_details(row, inputs, conn)
+            return self._submission_details(row, inputs)
         if event == "review":
             if not inputs.findings:
                 raise DomainError("findings_required", "Cần ghi nhận xét thẩm định.")
@@ -351,9 +349,9 @@ class Engine:
             return {"assessment": inputs.assessment}
         return {}
 
-    def _submission_details(self, row: _Row, inputs: _Inputs, conn: Connection) -> dict[str, Any]:
+    def _submission_details(self, row: _Row, inputs: _Inputs) -> dict[str, Any]:
         evidence = row.evidence
-        explained, outstanding = _explained_and_outstanding(conn, row.id)
+        explained, outstanding = row.explained, row.outstanding
         covered = {e[1] for e in evidence}
         products = [p["name"] for p in row.products()]
         missing = [p for p in products if p not in covered and p not in explained]
@@ -997,7 +995,7 @@ _READ_SQL = (
     "SELECT "
     + ", ".join(f"ti.{c}" for c in _INSTANCE_COLUMNS)
     + ", u.code, u.organization_id, o.audit_origin, pt.number, pt.products, p.policy, "
-    "e.uploader_id, e.product, e.sha256, e.size "
+    "e.uploader_id, e.product, e.sha256, e.size{submission} "
     "FROM task_instance ti "
     "JOIN unit u ON u.id = ti.unit_id "
     "JOIN organization o ON o.id = u.organization_id "
@@ -1006,12 +1004,23 @@ _READ_SQL = (
     "LEFT JOIN evidence e ON e.instance_id = ti.id AND e.withdrawn_at IS NULL "
     "WHERE ti.id = {p} ORDER BY e.id"
 )
-_EXPLAINED_OUTSTANDING_SQL = (
-    "SELECT 'explained', product FROM remark WHERE instance_id = {p} AND kind = {p} "
-    "UNION ALL "
-    "SELECT 'outstanding', u.code FROM coordination_request c JOIN unit u ON u.id = c.unit_id "
-    "WHERE c.instance_id = {p} AND c.state = {p}"
-)
+# A submission also reads the products explained in writing and the coordinating units
+# asked and not yet answered, as two more columns of the same SELECT.
+_SUBMISSION_COLUMNS = {
+    True: (
+        ", ARRAY(SELECT x.product FROM remark x WHERE x.instance_id = ti.id "
+        "AND x.kind = 'explanation'), "
+        "ARRAY(SELECT cu.code FROM coordination_request c JOIN unit cu ON cu.id = c.unit_id "
+        "WHERE c.instance_id = ti.id AND c.state = 'requested')"
+    ),
+    False: (
+        ", (SELECT json_group_array(x.product) FROM remark x WHERE x.instance_id = ti.id "
+        "AND x.kind = 'explanation'), "
+        "(SELECT json_group_array(cu.code) FROM coordination_request c "
+        "JOIN unit cu ON cu.id = c.unit_id "
+        "WHERE c.instance_id = ti.id AND c.state = 'requested')"
+    ),
+}
 _PG_REMARK_CTE = (
     "remark_row AS (INSERT INTO remark (instance_id, author_id, kind, product, body, created_at) "
     "SELECT moved.id, {p}, {p}, NULL, {p}, {p} FROM moved)"
@@ -1097,6 +1106,8 @@ class _Row:
     raw_products: Any
     raw_policy: Any
     evidence: list[tuple[int, str, str, int]]  # (uploader, product, sha256, size) by id
+    explained: frozenset[Any]  # products explained in writing (read for a submission)
+    outstanding: tuple[str, ...]  # units asked and not yet answered (for a submission)
 
     @property
     def id(self) -> int:
@@ -1160,16 +1171,20 @@ class _Row:
         return out
 
 
-def _read_instance(conn: Connection, instance_id: int) -> _Row:
-    pg = _is_pg(conn)
-    sql = _sql(_READ_SQL, pg)
+@functools.cache
+def _read_sql(pg: bool, submission: bool) -> str:
+    sql = _sql(_READ_SQL.replace("{submission}", _SUBMISSION_COLUMNS[pg] if submission else ""), pg)
     if pg:
         # PostgreSQL serialises writers on the row; SQLite already holds the write lock
         # (BEGIN IMMEDIATE).
         sql += " FOR UPDATE OF ti"
+    return sql
+
+
+def _read_instance(conn: Connection, instance_id: int, *, submission: bool = False) -> _Row:
     cur = _cursor(conn)
     try:
-        cur.execute(sql, (instance_id,))
+        cur.execute(_read_sql(_is_pg(conn), submission), (instance_id,))
         rows = cur.fetchall()
     finally:
         cur.close()
@@ -1182,30 +1197,23 @@ def _read_instance(conn: Connection, instance_id: int) -> _Row:
         for r in rows
         if r[_N + 6] is not None
     ]
+    explained: frozenset[Any] = frozenset()
+    outstanding: tuple[str, ...] = ()
+    if submission:
+        explained = frozenset(_json(first[_N + 10]) or ())
+        outstanding = tuple(sorted(str(c) for c in _json(first[_N + 11]) or ()))
     return _Row(
-        tuple(first[:_N]), code, int(org_id), origin, int(number), products, policy, evidence
+        tuple(first[:_N]),
+        code,
+        int(org_id),
+        origin,
+        int(number),
+        products,
+        policy,
+        evidence,
+        explained,
+        outstanding,
     )
-
-
-def _explained_and_outstanding(conn: Connection, instance_id: int) -> tuple[set[Any], list[str]]:
-    """Products with a written explanation, and the units asked and not yet answered."""
-    cur = _cursor(conn)
-    try:
-        cur.execute(
-            _sql(_EXPLAINED_OUTSTANDING_SQL, _is_pg(conn)),
-            (
-                instance_id,
-                RemarkKind.EXPLANATION.value,
-                instance_id,
-                RequestState.REQUESTED.value,
-            ),
-        )
-        rows = cur.fetchall()
-    finally:
-        cur.close()
-    explained = {value for kind, value in rows if kind == "explained"}
-    outstanding = sorted(str(value) for kind, value in rows if kind == "outstanding")
-    return explained, outstanding
 
 
 @dataclass(frozen=True, slots=True)
@@ -1349,10 +1357,17 @@ def _write_change(conn: Connection, change: _Change) -> bool:
         cur.close()
 
 
+_WARDS: dict[tuple[int, str], Organization] = {}
+
+
 def _ward(row: _Row) -> Organization:
     """The instance's ward as the audit trail needs it (its id and log origin), without
-    loading the row: a transient object, never added to the session."""
-    return Organization(id=row.organization_id, audit_origin=row.audit_origin)
+    loading its row: a transient object, never added to a session, kept per (id, origin)."""
+    key = (row.organization_id, row.audit_origin)
+    ward = _WARDS.get(key)
+    if ward is None:
+        ward = _WARDS[key] = Organization(id=key[0], audit_origin=key[1])
+    return ward
 
 
 # An instance that `fire` wrote with plain statements was updated in the identity map by hand;
