@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from audit.canonical import canonical_bytes
+from audit.canonical import canonical_bytes, rfc8785_bytes
 
 
 def test_keys_are_sorted_and_output_is_compact() -> None:
@@ -45,3 +48,65 @@ def test_unsafe_integers_are_refused() -> None:
 
 def test_tuples_encode_as_arrays() -> None:
     assert canonical_bytes({"a": (1, "b")}) == b'{"a":[1,"b"]}'
+
+
+# --- the fast writer is RFC 8785 byte for byte ---------------------------------------------------
+
+_text = st.text(
+    alphabet=st.one_of(
+        st.characters(codec="utf-8"),  # any scalar value: controls, BMP, astral
+        st.sampled_from(["\x00", "\x1f", "\x7f", "\u2028", '"', "\\", "\ue000", "\uffff", "😀"]),
+    ),
+    max_size=12,
+)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1) | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_json)
+def test_fast_writer_equals_the_rfc8785_package(value: object) -> None:
+    try:
+        expected = rfc8785_bytes(value)
+    except ValueError:  # keys equal after NFC: both refuse
+        with pytest.raises(ValueError):
+            canonical_bytes(value)
+        return
+    assert canonical_bytes(value) == expected
+
+
+def test_key_order_is_utf16_not_code_points() -> None:
+    # U+FF61 sorts after U+1F600 by code point but before it in UTF-16 (0xFF61 < 0xD83D).
+    value = {"😀": 1, "\uff61": 2, "a": 3}
+    assert canonical_bytes(value) == rfc8785_bytes(value)
+    assert canonical_bytes(value) == '{"a":3,"😀":1,"｡":2}'.encode()
+
+
+def test_control_characters_are_escaped_as_rfc8785_does() -> None:
+    value = {"k": '\x00\x01\b\t\n\x0b\f\r\x1f\x7f"\\/\u2028'}
+    assert canonical_bytes(value) == rfc8785_bytes(value)
+    assert canonical_bytes(value) == (
+        b'{"k":"\\u0000\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f\x7f\\"\\\\/\xe2\x80\xa8"}'
+    )
+
+
+def test_lone_surrogates_are_refused() -> None:
+    with pytest.raises(ValueError, match="canonicalise"):
+        canonical_bytes({"a": "\ud800"})
+    with pytest.raises(ValueError, match="canonicalise"):
+        rfc8785_bytes({"a": "\ud800"})
+
+
+def test_int_and_str_subclasses_encode_as_their_values() -> None:
+    class Kind(str, enum.Enum):  # noqa: UP042 - str() of this mixin is "Kind.TASK", not its text
+        TASK = "task"
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    value = {"kind": Kind.TASK, "level": Level.HIGH}
+    assert canonical_bytes(value) == b'{"kind":"task","level":3}'
+    assert canonical_bytes(value) == rfc8785_bytes(value)
