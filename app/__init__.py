@@ -7,7 +7,19 @@ from typing import Any
 from flask import Flask
 from flask_wtf import CSRFProtect
 
-from app import admin, api, auditor, auth, dashboard, database, pages, profile, review, tasks
+from app import (
+    admin,
+    api,
+    auditor,
+    auth,
+    dashboard,
+    database,
+    oversight,
+    pages,
+    profile,
+    review,
+    tasks,
+)
 from app.settings import Settings
 
 csrf = CSRFProtect()
@@ -38,6 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         tasks.bp,
         review.bp,
         dashboard.bp,
+        oversight.bp,
         auditor.bp,
         admin.bp,
         profile.bp,
