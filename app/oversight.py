@@ -320,7 +320,7 @@ def evaluation() -> Any:
             k
             for k in kpi_records.plan_kpis(visit.session, visit.org, year)
             # the unit a KPI belongs to, as the domain reads it (the lead of its task)
-            if visit.may("measure_kpi", kpi_records._lead_unit(visit.session, plan.id, k))
+            if visit.may("measure_kpi", kpi_records.lead_unit(visit.session, plan.id, k))
         ]
     except DomainError as exc:
         page = render_template("oversight/evaluation.html", missing=exc.message, year=year)

@@ -177,6 +177,7 @@ class InstanceFacts:
             "id": self.id,
             "number": self.number,
             "section": self.section,
+            "content": self.content,
             "unit": self.unit,
             "period": self.period,
             "state": self.state,

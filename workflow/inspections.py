@@ -605,7 +605,7 @@ def close_inspection(
     _move(record, "close", check_only=True)
     pending = open_corrective(record)
     if pending:
-        numbers = ", ".join(str(a.instance_id) for a in pending)
+        numbers = ", ".join(str(a.instance.plan_task.number) for a in pending)
         raise DomainError(
             "corrective_open",
             f"Chưa kết thúc được: còn {len(pending)} việc khắc phục chưa được nghiệm thu "

@@ -46,7 +46,9 @@ def parse_value(text: str) -> Decimal:
     return value.normalize() if value == value.to_integral_value() else value
 
 
-def _lead_unit(session: Session, plan_id: int, kpi: Kpi) -> str | None:
+def lead_unit(session: Session, plan_id: int, kpi: Kpi) -> str | None:
+    """The unit whose members may enter the KPI: the sole lead of its task, else None (then
+    only VHXH's staff may)."""
     if kpi.task is None:
         return None
     leads = session.scalar(
@@ -72,12 +74,14 @@ def record_measurement(
     trail: AuditTrail,
 ) -> KpiMeasurement:
     """Record a measured value of a KPI of the year's plan with its evidence file."""
+    if user.organization_id != org.id:
+        raise DomainError("not_permitted", "Kế hoạch này thuộc phường khác.")
     plan = plan_of_year(session, org, year)
     kpis = {k.code: k for k in plan_kpis(session, org, year)}
     kpi = kpis.get(kpi_code)
     if kpi is None:
         raise DomainError("not_found", f"Kế hoạch năm {year} không có chỉ tiêu mã “{kpi_code}”.")
-    person = oversight.checked("measure_kpi", user, org, _lead_unit(session, plan.id, kpi))
+    person = oversight.checked("measure_kpi", user, org, lead_unit(session, plan.id, kpi))
     number = parse_value(value)
     if measured_on.year != year:
         raise DomainError(
