@@ -19,7 +19,7 @@ from workflow.engine import Engine
 from workflow.models import Organization
 from workflow.queries import mark_read, notifications_for, unread_count
 from workflow.reports import current_plan, period_labels, plan_definition, work_list
-from workflow.states import TASK_STATE_LABELS, TaskState
+from workflow.states import REMARK_KIND_LABELS, TASK_STATE_LABELS, RemarkKind, TaskState
 
 bp = Blueprint("pages", __name__)
 
@@ -64,6 +64,10 @@ def register_filters(app: Flask) -> None:
     @app.template_filter("comparator")
     def comparator(value: str) -> str:
         return {">=": "≥", "<=": "≤"}.get(value, value)
+
+    @app.template_filter("remark_kind")
+    def remark_kind(value: str) -> str:
+        return REMARK_KIND_LABELS.get(RemarkKind(value), value)
 
     @app.template_filter("state_label")
     def state_label(value: str) -> str:

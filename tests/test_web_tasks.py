@@ -106,6 +106,7 @@ def test_the_whole_lifecycle_through_the_pages(web: Flask) -> None:
 
     page = _page(member, tid)
     assert "Thiếu số liệu quý I" in page  # the member reads the reason
+    assert "(quyết định)" in page and "(decision)" not in page  # the kind, in Vietnamese
     _fire(member, tid, "rework")
     _fire(head, tid, "submit")
     _fire(reviewer, tid, "review", findings="Đạt yêu cầu", recommendation="accept")

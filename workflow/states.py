@@ -64,6 +64,14 @@ class RemarkKind(StrEnum):
     EXPLANATION = "explanation"
 
 
+REMARK_KIND_LABELS: dict[RemarkKind, str] = {
+    RemarkKind.COMMENT: "ý kiến",
+    RemarkKind.FINDING: "kết quả thẩm định",
+    RemarkKind.DECISION: "quyết định",
+    RemarkKind.EXPLANATION: "giải trình",
+}
+
+
 def check_in(column: str, values: type[StrEnum]) -> str:
     """SQL for a CHECK constraint that keeps a column within an enum's stored values."""
     quoted = ", ".join(f"'{member.value}'" for member in values)
