@@ -1,13 +1,14 @@
 """Engine benchmark: full audited transitions per second next to a bare baseline, same run.
 
 A full transition is what a request does: a new session, `Engine.fire` (load the instance,
-locked on PostgreSQL; check permission and requirements; run the python-statemachine machine;
-write the change, its remark and outbox rows; append the audit entry to the ward's Merkle log)
-and COMMIT. The baseline is a bare SELECT + UPDATE + INSERT + COMMIT of one row through the
-same SQLAlchemy engine and driver (same pool, same SQLite pragmas and BEGIN IMMEDIATE), in
-the same database. Both run with one writer and with --writers concurrent writers (threads,
-each its own session and connection, each on its own rows), in alternating rounds so that
-load on the machine hits both sides, on SQLite (a file in WAL mode) and on PostgreSQL when a
+locked on PostgreSQL; check permission and requirements; validate the event against the
+lifecycle's transition table; write the change with its version check, its remark and outbox
+rows; append the audit entry to the ward's Merkle log) and COMMIT. The baseline is a bare
+SELECT + UPDATE + INSERT + COMMIT of one row through the same SQLAlchemy engine and driver
+(same pool, same SQLite pragmas and BEGIN IMMEDIATE), in the same database. Both run with
+one writer and with --writers concurrent writers (threads, each its own session and
+connection, each on its own rows), in alternating rounds so that load on the machine hits
+both sides, on SQLite (a file in WAL mode) and on PostgreSQL when a
 URL is given (the bench creates and drops its own uniquely named database next to it).
 
 The cycle of transitions repeats forever on every instance: instances are prepared (outside
@@ -18,7 +19,7 @@ VHXH reviewer, recommending return) → reviewed again.
 Goal (issue 4): the engine at >= 25% of the baseline on SQLite and >= 45% on PostgreSQL.
 Then --profile N transitions run under cProfile and the time is broken down by component.
 
-    python bench/engine_bench.py [--transitions 1200] [--rounds 6] [--writers 4]
+    python bench/engine_bench.py [--transitions 120] [--rounds 40] [--writers 4]
         [--max-seconds 25] [--profile 600] [--pg-url URL] [--no-sqlite]
 
 The PostgreSQL URL may also come from CCHC_BENCH_DATABASE_URL.
@@ -516,7 +517,7 @@ def main() -> None:
     parser.add_argument(
         "--transitions", type=int, default=120, help="per round, all writers together"
     )
-    parser.add_argument("--rounds", type=int, default=12, help="at most; at least 2")
+    parser.add_argument("--rounds", type=int, default=40, help="at most; at least 2")
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument(
         "--max-seconds", type=float, default=8.0, help="time budget per measurement"

@@ -1094,6 +1094,20 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
+def _policy(stored: dict[str, Any] | None) -> Policy:
+    stored = stored or {}
+    return Policy(
+        submit_requires_head=bool(stored.get("submit_requires_head", True)),
+        outstanding_contributions=str(stored.get("outstanding_contributions", "explain")),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _stored_policy(text: str) -> Policy:
+    """A plan's policy from its JSON text (a frozen value: cached by the text)."""
+    return _policy(json.loads(text))
+
+
 @dataclass(frozen=True, slots=True)
 class _Row:
     """One instance as `fire` read it, with what the rules read."""
@@ -1143,11 +1157,9 @@ class _Row:
         return products
 
     def policy(self) -> Policy:
-        stored = _json(self.raw_policy) or {}
-        return Policy(
-            submit_requires_head=bool(stored.get("submit_requires_head", True)),
-            outstanding_contributions=str(stored.get("outstanding_contributions", "explain")),
-        )
+        if isinstance(self.raw_policy, str):  # SQLite: the stored JSON text
+            return _stored_policy(self.raw_policy)
+        return _policy(self.raw_policy)
 
     def work(self) -> Work:
         return Work(
@@ -1313,13 +1325,13 @@ def _write_change(conn: Connection, change: _Change) -> bool:
     """Write the change; False when the version check found the row moved (nothing written)."""
     pg = _is_pg(conn)
     names = tuple(change.columns)
+    now = _to_db(change.now, pg)
     update_params = [
-        *(_to_db(v, pg) for v in change.columns.values()),
+        *(now if v is change.now else _to_db(v, pg) for v in change.columns.values()),
         change.version,
         change.instance_id,
         change.expected_version,
     ]
-    now = _to_db(change.now, pg)
     remark_params: list[Any] = []
     if change.remark is not None:
         remark_params = [change.author_id, change.remark[0], change.remark[1], now]

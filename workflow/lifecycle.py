@@ -1,7 +1,13 @@
 """The lifecycle of a task instance as a python-statemachine StateMachine.
 
 The machine knows only which transitions exist. Who may fire them, and with what, is decided
-by workflow.permissions and checked by the engine before the machine runs.
+by workflow.permissions and checked by the engine.
+
+`Lifecycle` is the one definition of the states and transitions. The engine does not build a
+machine per transition (about 0.13 ms to build and 0.1 ms to send, more than a whole bare
+transaction on SQLite): it validates each event against the table read once from this class
+(`target_of`, `transitions_from`), and tests/workflow/test_lifecycle_machine.py drives the
+machine itself over every state and event to check that the table says what it does.
 """
 
 from __future__ import annotations
@@ -70,8 +76,8 @@ EVENT_LABELS: dict[str, str] = {
 
 
 def machine_for(model: Any) -> Lifecycle:
-    """A machine bound to a model object's `state` attribute (built per call: SQLAlchemy does
-    not run __init__ on loaded rows, so the library's model mixin cannot be used)."""
+    """A machine bound to a model object's `state` attribute (SQLAlchemy does not run
+    __init__ on loaded rows, so the library's model mixin cannot be used)."""
     return Lifecycle(model, state_field="state")
 
 
@@ -81,6 +87,7 @@ def transitions_from(state: str) -> list[str]:
 
 
 def target_of(state: str, event: str) -> str | None:
+    """The state `event` leads to from `state`, or None when the lifecycle has no such move."""
     return _TRANSITIONS.get((state, event))
 
 
