@@ -612,3 +612,8 @@ def revoke_api_token(token_id: int) -> Response:
     token = revoke_token(session, token_id, actor=caller(), now=now, trail=audit_trail())
     session.commit()
     return json_response(_token_json(token, now))
+
+
+# The oversight routes (evaluation, self-inspection coverage, inspection draws) register
+# themselves on `bp`.
+from app import api_oversight  # noqa: E402, F401

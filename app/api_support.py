@@ -42,6 +42,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "same_reviewer": 403,
     "csrf_failed": 403,
     "not_found": 404,
+    "not_a_draw": 404,
     "method_not_allowed": 405,
     "stale_version": 409,
     "invalid_transition": 409,

@@ -417,9 +417,28 @@ _SCHEMAS: dict[str, Schema] = {
     "TokenList": _object({"items": {"type": "array", "items": _ref("Token")}}, ["items"]),
 }
 
-TAGS = ("instances", "evidence", "contributions", "notifications", "audit", "session")
+TAGS = (
+    "instances",
+    "evidence",
+    "contributions",
+    "notifications",
+    "audit",
+    "oversight",
+    "session",
+)
 _TASKS, _EVID, _CONTRIB = ["instances"], ["evidence"], ["contributions"]
 _NOTE, _AUDIT, _SELF = ["notifications"], ["audit"], ["session"]
+_OVER = ["oversight"]
+_YEAR = {
+    "name": "year",
+    "in": "query",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 2000, "maximum": 2100},
+    "description": "The plan's year, e.g. 2026.",
+}
+# Evaluation figures, coverage, draws and inspections: documented field by field in
+# docs/evaluation.md; objects here, so that new figures do not break clients.
+_FIGURES = {"type": "object", "description": "See docs/evaluation.md."}
 
 _ANSWER_FIELDS: dict[str, Schema] = {
     "provide": {"type": "boolean", "description": "true: provide; false: decline."},
@@ -707,6 +726,86 @@ def _paths() -> dict[str, Any]:
                         "required": True,
                         "schema": {"type": "string", "maxLength": 128, "pattern": "^[^/\\x00]+$"},
                     },
+                ],
+            )
+        },
+        "/evaluation": {
+            "get": _operation(
+                "evaluation",
+                "The evaluation of the ward's plan as of a date: figures per unit, section and "
+                "plan, KPIs, rubric scores, and the audit tree it was computed at.",
+                _responses(200, _FIGURES, "The evaluation.", 400, 403, 404),
+                tags=_OVER,
+                parameters=[
+                    _YEAR,
+                    _query("as_of", {"type": "string", "format": "date"}, "Default: today."),
+                    _query("instances", {"type": "boolean"}, "Also every instance evaluated."),
+                ],
+            )
+        },
+        "/self-inspections": {
+            "get": _operation(
+                "self_inspections",
+                "The year's self-inspections and their coverage (x/N submitted, acknowledged).",
+                _responses(200, _FIGURES, "Coverage and records.", 400, 403),
+                tags=_OVER,
+                parameters=[_YEAR],
+            )
+        },
+        "/inspections": {
+            "get": _operation(
+                "inspections",
+                "The year's inspection draws and inspections with their corrective actions.",
+                _responses(200, _FIGURES, "Draws and inspections.", 400, 403),
+                tags=_OVER,
+                parameters=[_YEAR],
+            )
+        },
+        "/inspections/sample": {
+            "post": _operation(
+                "sample_inspections",
+                "Draw the year's units to inspect (at least ceil(0.2 × N)); one audit entry.",
+                _responses(201, _FIGURES, "The recorded draw.", 400, 403, 404, 409, 415, 422),
+                tags=_OVER,
+                body=_json(
+                    _closed(
+                        {
+                            "year": {"type": "integer", "minimum": 2000, "maximum": 2100},
+                            "fraction": {**_text(16), "description": 'e.g. "0.2"'},
+                            "seed": {
+                                **_text(500),
+                                "description": "Default: the latest signed checkpoint.",
+                            },
+                            "weights": {"enum": ["uniform", "risk", None]},
+                            "include": {
+                                "type": "array",
+                                "items": {
+                                    "type": "string",
+                                    "minLength": 1,
+                                    "maxLength": 32,
+                                    "pattern": NO_NUL,
+                                },
+                            },
+                        },
+                        ["year"],
+                    )
+                ),
+            )
+        },
+        "/inspections/replay/{seq}": {
+            "get": _operation(
+                "replay_inspection_draw",
+                "Run the draw recorded in an audit entry again; `identical` says if it matches.",
+                _responses(200, _FIGURES, "The replay.", 400, 403, 404, 422),
+                tags=_OVER,
+                parameters=[
+                    {
+                        "name": "seq",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                        "description": "The draw's audit entry.",
+                    }
                 ],
             )
         },
