@@ -30,7 +30,7 @@ from definitions.units import UnitCatalog, load_units
 from workflow import signals
 from workflow.clock import Clock
 from workflow.errors import DomainError
-from workflow.evidence import EvidenceStore, sniff
+from workflow.evidence import EvidenceStore, display_name, sniff
 from workflow.lifecycle import EVENT_LABELS, EVENTS, target_of, transitions_from
 from workflow.models import (
     Contribution,
@@ -510,7 +510,7 @@ class Engine:
             sha256=blob.sha256,
             size=blob.size,
             media_type=media_type,
-            filename=_display_name(filename, kind),
+            filename=display_name(filename, kind),
             uploader_id=actor.id,
             created_at=now,
         )
@@ -752,7 +752,7 @@ class Engine:
                         sha256=blob.sha256,
                         size=blob.size,
                         media_type=media_type,
-                        filename=_display_name(name, kind),
+                        filename=display_name(name, kind),
                         uploader_id=actor.id,
                         created_at=now,
                     )
@@ -949,13 +949,6 @@ def _acting_role(event: str, person: Person, work: Work) -> str:
     if event == "submit" and person.head_of(work.lead_unit):
         return Role.HEAD.value
     return Role.MEMBER.value
-
-
-def _display_name(filename: str, kind: str) -> str:
-    """A name to show and to offer on download; never used as a path."""
-    base = unicodedata.normalize("NFC", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip()
-    base = "".join(ch for ch in base if ch.isprintable())[:200]
-    return base or f"tai-lieu.{kind}"
 
 
 # --- the hot path of `fire`: plain statements on the session's connection ------------------
