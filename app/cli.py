@@ -1156,5 +1156,6 @@ audit_group.add_command(audit_cli.commands["verify"], "verify")
 audit_group.add_command(audit_cli.commands["verify-receipt"], "verify-receipt")
 
 
-# Evaluation, self-inspection and inspection commands register themselves on `main`.
-from app import cli_oversight  # noqa: E402, F401
+# Evaluation, self-inspection and inspection commands, and `cchc report` (periodic reports),
+# register themselves on `main`.
+from app import cli_oversight, cli_reports  # noqa: E402, F401

@@ -28,7 +28,7 @@ alerts again.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -188,6 +188,9 @@ class TickReport:
     audit_entries: int = 0
     checked: int = 0  # open instances close enough to their due date to be looked at
     already_alerted: tuple[int, ...] = ()  # of those, alerted before (same kind and due date)
+    # Periodic report deadlines alerted (workflow.periodic.ReportAlertSent); their
+    # notifications and audit entries are not in the counts above, which are about tasks.
+    reports: tuple[Any, ...] = ()
 
     @property
     def due_soon(self) -> tuple[int, ...]:
@@ -206,6 +209,7 @@ class TickReport:
             "audit_entries": self.audit_entries,
             "checked": self.checked,
             "already_alerted": list(self.already_alerted),
+            **({"reports": [r.as_json() for r in self.reports]} if self.reports else {}),
         }
 
 
@@ -233,6 +237,42 @@ def _message(c: _Candidate, kind: str, days: int) -> str:
 
 
 def tick(
+    session: Session,
+    org: Organization,
+    *,
+    today: date,
+    now: datetime,
+    calendar: WorkingCalendar,
+    trail: AuditTrail,
+    due_soon_days: int = DEFAULT_DUE_SOON_DAYS,
+) -> TickReport:
+    """The daily check: task deadlines (`tick_tasks`), then the periodic reports' deadlines
+    (workflow.periodic.report_alerts: VHXH's staff are alerted once per report period, kind
+    and due date while the period's report has not been generated)."""
+    from workflow.periodic import report_alerts  # it imports this module
+
+    report = tick_tasks(
+        session,
+        org,
+        today=today,
+        now=now,
+        calendar=calendar,
+        trail=trail,
+        due_soon_days=due_soon_days,
+    )
+    sent = report_alerts(
+        session,
+        org,
+        today=today,
+        now=now,
+        calendar=calendar,
+        trail=trail,
+        due_soon_days=due_soon_days,
+    )
+    return replace(report, reports=sent) if sent else report
+
+
+def tick_tasks(
     session: Session,
     org: Organization,
     *,

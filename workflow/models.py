@@ -533,3 +533,21 @@ class YearClosure(Base):
     closed_by_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
     closed_at: Mapped[datetime] = _utc("closed_at")
     coverage: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ReportAlert(Base):
+    """A deadline alert already sent about a periodic report (workflow.periodic): once per
+    ward, report period, kind and due date, like DeadlineAlert for task instances."""
+
+    __tablename__ = "report_alert"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "report_key", "kind", "due_date"),
+        CheckConstraint("kind IN ('due_soon', 'overdue')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    report_key: Mapped[str] = mapped_column(String(64))  # e.g. 2026/quarter/1
+    kind: Mapped[str] = mapped_column(String(16))
+    due_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = _utc("created_at")

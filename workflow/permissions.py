@@ -326,3 +326,28 @@ def oversight_refusal(
             return None
         return _not_permitted("Chỉ Lãnh đạo UBND phường được ban hành thông báo kết luận kiểm tra.")
     return DomainError("unknown_action", f"Không có thao tác “{action}”.")
+
+
+# --- periodic reports -------------------------------------------------------------------------
+
+
+def report_refusal(action: str, person: Person, organization_id: int) -> DomainError | None:
+    """Why `person` may not generate or read the ward's periodic reform reports, or None.
+
+    generate_report: Phòng VHXH's staff (it drafts the reports, appendix task 2) and the ward
+    leader; read_reports (list, download): those, and everyone of the oversight area.
+    """
+    if person.organization_id != organization_id:
+        return _not_permitted("Báo cáo này thuộc phường khác.")
+    drafter = person.has(Role.WARD_LEADER) or _vhxh_staff(person) or person.member_of(VHXH)
+    if action == "generate_report":
+        if drafter:
+            return None
+        return _not_permitted(
+            "Chỉ Phòng Văn hóa - Xã hội hoặc Lãnh đạo UBND phường được lập báo cáo định kỳ."
+        )
+    if action == "read_reports":
+        if drafter or area_refusal("oversight", person) is None:
+            return None
+        return _not_permitted("Bạn không có quyền xem báo cáo định kỳ cải cách hành chính.")
+    return DomainError("unknown_action", f"Không có thao tác “{action}”.")
