@@ -17,6 +17,7 @@ from app import (
     oversight,
     pages,
     profile,
+    reports_page,
     review,
     tasks,
 )
@@ -54,6 +55,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         auditor.bp,
         admin.bp,
         profile.bp,
+        reports_page.bp,
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
