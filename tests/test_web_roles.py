@@ -55,6 +55,9 @@ PAGES: dict[str, set[str]] = {
 OVERSIGHT_READERS = {"vp.truong", "vhxh.thamdinh1", "vhxh.truong", "lanhdao", "kiemtoan"}
 for _path in ("/danh-gia", "/danh-gia/nhiem-vu", "/tu-kiem-tra", "/chon-mau", "/kiem-tra"):
     PAGES[_path] = set(OVERSIGHT_READERS)
+# Periodic reports (/bao-cao): VHXH's staff and the ward leader generate; the oversight area
+# reads (workflow.permissions.report_refusal).
+PAGES["/bao-cao"] = set(OVERSIGHT_READERS)
 # One's own unit's self-inspection (to fill it in): members of a unit, including the outsider
 # in their own ward (nothing opened there); not the leader (no unit membership), nor the
 # auditor or administrator (no unit).
