@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from app.clock import SystemClock
 from app.database import db_session
 from definitions.calendar import WorkingCalendar, load_calendar
-from workflow import reports
+from workflow import periodic, reports, selfinspection
 from workflow.clock import ward_date
 from workflow.deadlines import (
     COMPLETED_LATE,
@@ -203,5 +203,11 @@ def overview() -> Any:
         section_chart=progress_chart("Tiến độ theo lĩnh vực (I–VII)", report.by_section),
         unit_chart=progress_chart("Tiến độ theo đơn vị chủ trì", report.by_unit),
         national_chart=national_chart(report.national),
+        coverage=(
+            selfinspection.coverage(session, org, plan.year).as_json() if plan is not None else None
+        ),
+        report_deadlines=periodic.report_deadlines(
+            session, org, definition, today=today, calendar=working_calendar()
+        ),
     )
     return page, status

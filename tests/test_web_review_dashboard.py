@@ -348,6 +348,12 @@ def test_the_dashboard_on_known_work(web: Flask, fresh_db_url: str, tmp_path: Pa
     # the plan's targets
     assert "Mức độ hài lòng của người dân, tổ chức về giải quyết thủ tục hành chính" in page
     assert "≥ 95%" in page and "≥ 20%" in page and "Nhiệm vụ 3" in page
+    # the year's self-inspection coverage, and the periodic reports' deadlines: Q1 was due on
+    # 04/03 and is overdue on 10/03 (none generated); Q2 (due 04/06) is on time
+    assert "0/5 đơn vị đã gửi, 0/5 đơn vị đã được xác nhận" in page
+    deadlines = page[page.index('<section class="report-deadlines">') :]
+    assert re.search(r"Quý I/2026</td><td>04/03/2026</td>\s*<td>Quá hạn</td>", deadlines)
+    assert re.search(r"Quý II/2026</td><td>04/06/2026</td>\s*<td>Trong hạn</td>", deadlines)
     # charts: inline SVG bars, section I's filled bar 3/13 of 380 px
     assert page.count('<figure class="chart">') == 3
     assert 'width="87" height="18" fill="#1d7a35"' in page
