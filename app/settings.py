@@ -28,6 +28,9 @@ class Settings:
     max_upload_bytes: int
     checkpoint_every_entries: int
     checkpoint_every_minutes: int
+    # Send the session cookie over HTTPS only: on behind TLS (production), off for the
+    # embedded demo served over plain http://127.0.0.1.
+    secure_cookies: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,6 +45,8 @@ class Settings:
             max_upload_bytes=int(os.environ.get("CCHC_MAX_UPLOAD_MB", "20")) * 1024 * 1024,
             checkpoint_every_entries=int(os.environ.get("CCHC_CHECKPOINT_EVERY", "256")),
             checkpoint_every_minutes=int(os.environ.get("CCHC_CHECKPOINT_MINUTES", "60")),
+            secure_cookies=os.environ.get("CCHC_SECURE_COOKIES", "0").lower()
+            in ("1", "true", "yes"),
         )
 
     def secret_key(self) -> str:

@@ -126,3 +126,23 @@ def test_notifications_page_lists_and_marks_read(web: Flask, tmp_path: Path) -> 
     assert "(1 chưa đọc)" in page and "đã được nộp, chờ thẩm định" in page
     client.post("/thong-bao", data={"csrf_token": _csrf(client, "/thong-bao")})
     assert "chưa đọc" not in client.get("/thong-bao").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("setting", "secure"), [(None, False), ("1", True), ("0", False)])
+def test_secure_cookies_follow_the_setting(
+    setting: str | None, secure: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind TLS (CCHC_SECURE_COOKIES=1) the session cookie is sent over HTTPS only; the
+    embedded demo on plain http://127.0.0.1 keeps working without it."""
+    monkeypatch.setenv("CCHC_INSTANCE_DIR", str(tmp_path / "instance"))
+    monkeypatch.setenv("CCHC_DATABASE_URL", f"sqlite:///{tmp_path / 'unused.sqlite'}")
+    if setting is None:
+        monkeypatch.delenv("CCHC_SECURE_COOKIES", raising=False)
+    else:
+        monkeypatch.setenv("CCHC_SECURE_COOKIES", setting)
+    app = create_app({"TESTING": True})
+    client = app.test_client()
+    client.get("/login")  # the form's CSRF token puts something in the session
+    cookie = client.get_cookie("session")
+    assert cookie is not None and cookie.secure is secure
+    assert cookie.http_only
