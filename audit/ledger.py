@@ -22,6 +22,12 @@ from audit.schema import audit_checkpoint, audit_entry, audit_log
 BODY_VERSION = 1
 GENESIS_PREV = "0" * 64  # the "prev" of entry 0: there is no earlier leaf
 
+# audit_node holds the perfect subtrees of this level and above (8 leaves and more); a smaller
+# one is folded from its leaves when a proof needs it (at most 4 leaves for a level-2 node),
+# so seven appends in eight store no node. Logs written while every level from 1 up was
+# stored keep those rows; nothing reads the ones below this level.
+STORED_NODE_LEVEL = 3
+
 Executor = Session | Connection
 
 
@@ -123,9 +129,12 @@ def _placeholder(conn: Connection) -> str:
 
 def _db_time(conn: Connection, when: datetime) -> Any:
     # The hot path talks to the driver directly; SQLite stores UTC as SQLAlchemy does.
-    if conn.dialect.name == "sqlite":
-        return when.replace(tzinfo=None).isoformat(" ", "microseconds")
-    return when
+    return _sqlite_time(when) if conn.dialect.name == "sqlite" else when
+
+
+def _sqlite_time(when: datetime) -> str:
+    # What SQLAlchemy's SQLite DateTime stores for a UTC time (the append skips its binding).
+    return when.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _read_db_time(value: Any) -> datetime | None:
@@ -178,23 +187,80 @@ _PG_WRITE_SQL = (
     "UPDATE audit_log SET size = %s, compact_range = %s, last_leaf = %s "
     "WHERE id = %s AND size = %s"
 )
+# PostgreSQL, when this process already knows the head: the head moves only if it is still
+# exactly the one the entry was built on (its size and last leaf, which through the body's
+# "prev" chain pin every earlier entry, and its checkpoint fields), and the entry and nodes
+# are inserted only when it moved. The UPDATE takes the head's row lock, as FOR UPDATE would;
+# a concurrent append makes it match nothing, and the caller falls back to the locked read.
+_PG_GUARDED_WRITE_SQL = (
+    "WITH moved AS (UPDATE audit_log SET size = %s, compact_range = %s, last_leaf = %s "
+    "WHERE id = %s AND size = %s AND last_leaf = %s "
+    "AND checkpoint_size IS NOT DISTINCT FROM %s::bigint "
+    "AND checkpoint_at IS NOT DISTINCT FROM %s::timestamptz RETURNING id), "
+    "entry AS (INSERT INTO audit_entry (log_id, seq, created_at, actor_user, actor_unit, "
+    "actor_role, action, object_type, object_id, body, leaf_hash) "
+    "SELECT id, %s::bigint, %s::timestamptz, %s::text, %s::text, %s::text, %s::text, %s::text, "
+    "%s::text, %s::bytea, %s::bytea FROM moved), "
+    "node AS (INSERT INTO audit_node (log_id, level, node_index, hash) "
+    "SELECT moved.id, l, i, h FROM moved, "
+    "unnest(%s::smallint[], %s::bigint[], %s::bytea[]) AS t(l, i, h)) "
+    "SELECT count(*) FROM moved"
+)
 _MOVE_CP_SQL = (
     "UPDATE audit_log SET size = {p}, compact_range = {p}, last_leaf = {p}, "
     "checkpoint_size = {p}, checkpoint_at = {p} WHERE id = {p} AND size = {p}"
 )
 
 
+# Proof reads: leaves by contiguous seq ranges (the small subtrees are folded from them) and
+# the stored nodes by key, in one statement.
 _PG_NODES_SQL = (
-    "SELECT 0, seq, leaf_hash FROM audit_entry WHERE log_id = %s AND seq = ANY(%s::bigint[]) "
-    "UNION ALL SELECT n.level, n.node_index, n.hash FROM audit_node n "
-    "JOIN unnest(%s::smallint[], %s::bigint[]) AS w(l, i) ON n.level = w.l AND n.node_index = w.i "
-    "WHERE n.log_id = %s"
+    "SELECT 0::smallint, e.seq, e.leaf_hash FROM unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi) "
+    "JOIN audit_entry e ON e.log_id = %s AND e.seq >= r.lo AND e.seq < r.hi "
+    "UNION ALL SELECT n.level, n.node_index, n.hash "
+    "FROM unnest(%s::smallint[], %s::bigint[]) AS w(l, i) "
+    "JOIN audit_node n ON n.log_id = %s AND n.level = w.l AND n.node_index = w.i"
 )
-_LEAF_LOOKUP = "SELECT 0, seq, leaf_hash FROM audit_entry WHERE log_id = {p} AND seq = {p}"
+_LEAF_RANGE = (
+    "SELECT 0, seq, leaf_hash FROM audit_entry WHERE log_id = {p} AND seq >= {p} AND seq < {p}"
+)
 _NODE_LOOKUP = (
     "SELECT level, node_index, hash FROM audit_node "
     "WHERE log_id = {p} AND level = {p} AND node_index = {p}"
 )
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """An append's arguments, checked."""
+
+    when: datetime
+    actor: Mapping[str, Any]
+    action: str
+    object: Mapping[str, Any]
+    before: Any
+    after: Any
+    details: Any
+    actor_user: str | None
+    actor_unit: str | None
+    actor_role: str | None
+    object_type: str
+    object_id: str
+
+
+@dataclass(frozen=True)
+class _Built:
+    seq: int
+    body: bytes
+    leaf: bytes
+    tree: merkle.CompactRange
+    nodes: list[tuple[int, int, bytes]]
+    checkpoint: Checkpoint | None
+
+
+# PostgreSQL: the head each log had after this process's last append to it, by (database URL,
+# origin). Only a hint: a write built on it happens only if the head is still exactly that.
+_KNOWN_HEADS: dict[tuple[str, str], _Head] = {}
 
 
 def format_ts(ts: datetime) -> str:
@@ -278,16 +344,19 @@ class Ledger:
     def ensure_log(self, executor: Executor) -> int:
         return ensure_log(executor, self.origin)
 
-    def _head(self, conn: Connection, *, lock: bool) -> _Head | None:
+    def _head(self, conn: Connection, *, lock: bool, cur: Any = None) -> _Head | None:
         sql = _sql(conn, _HEAD_SQL)
         if lock and conn.dialect.name == "postgresql":
             sql += " FOR UPDATE"  # SQLite: BEGIN IMMEDIATE already holds the write lock
-        cur = _cursor(conn)
+        own = cur is None
+        if own:
+            cur = _cursor(conn)
         try:
             cur.execute(sql, (self.origin,))
             row = cur.fetchone()
         finally:
-            cur.close()
+            if own:
+                cur.close()
         if row is None:
             return None
         log_id, size, compact_range, last_leaf, cp_size, cp_at = row
@@ -300,11 +369,11 @@ class Ledger:
             _read_db_time(cp_at),
         )
 
-    def _locked_head(self, conn: Connection) -> _Head:
-        head = self._head(conn, lock=True)
+    def _locked_head(self, conn: Connection, cur: Any = None) -> _Head:
+        head = self._head(conn, lock=True, cur=cur)
         if head is None:
             ensure_log(conn, self.origin)
-            head = self._head(conn, lock=True)
+            head = self._head(conn, lock=True, cur=cur)
         assert head is not None  # ensure_log just created it
         return head
 
@@ -334,85 +403,162 @@ class Ledger:
         object_id = _short(object.get("id"), 128, "object id", required=True)
         assert action_text is not None and object_type is not None and object_id is not None
 
+        fields = _Fields(
+            when, actor, action_text, object, before, after, details,
+            actor_user, actor_unit, actor_role, object_type, object_id,
+        )  # fmt: skip
         conn = _connection(executor)
-        head = self._locked_head(conn)
+        cur = _cursor(conn)
+        try:
+            if conn.dialect.name == "postgresql":
+                key = (str(conn.engine.url), self.origin)
+                known = _KNOWN_HEADS.get(key)
+                if known is not None:
+                    done = self._guarded_write(cur, known, fields)
+                    if done is not None:
+                        _KNOWN_HEADS[key] = done[1]
+                        return done[0]
+                appended, moved_to = self._locked_write(conn, cur, fields, pg=True)
+                _KNOWN_HEADS[key] = moved_to
+                return appended
+            return self._locked_write(conn, cur, fields, pg=False)[0]
+        finally:
+            cur.close()
+
+    def _build(self, head: _Head, f: _Fields) -> _Built:
+        """The entry that follows `head`: its canonical body, leaf, new tree and nodes."""
         seq = head.size
         record: dict[str, Any] = {
             "v": BODY_VERSION,
             "log": self.origin,
             "seq": seq,
-            "ts": format_ts(when),
+            "ts": format_ts(f.when),
             "prev": head.last_leaf.hex() if seq else GENESIS_PREV,
-            "actor": dict(actor),
-            "action": action_text,
-            "object": dict(object),
+            "actor": f.actor,
+            "action": f.action,
+            "object": f.object,
         }
-        for key, value in (("before", before), ("after", after), ("details", details)):
-            if value is not None:
-                record[key] = value
+        if f.before is not None:
+            record["before"] = f.before
+        if f.after is not None:
+            record["after"] = f.after
+        if f.details is not None:
+            record["details"] = f.details
         body = canonical_bytes(record)
         leaf = merkle.leaf_hash(body)
-
         tree = merkle.CompactRange.from_bytes(seq, head.compact_range)
-        created = tree.append(leaf)
+        # The subtrees this leaf completes that are stored: none for seven appends in eight.
+        nodes = tree.append(leaf)[STORED_NODE_LEVEL:]
+        checkpoint = None
+        if self.signer is not None and self.policy.due(
+            tree.size, head.checkpoint_size, head.checkpoint_at, f.when
+        ):
+            checkpoint = sign_checkpoint(self.signer, self.origin, tree.size, tree.root())
+        return _Built(seq, body, leaf, tree, nodes, checkpoint)
+
+    def _guarded_write(
+        self, cur: Any, head: _Head, f: _Fields
+    ) -> tuple[AppendedEntry, _Head] | None:
+        """PostgreSQL in one round trip on the head this process last saw; None (nothing
+        written) when the head has moved since, or when this entry must sign a checkpoint."""
+        e = self._build(head, f)
+        if e.checkpoint is not None:
+            return None
+        cur.execute(
+            _PG_GUARDED_WRITE_SQL,
+            (
+                e.tree.size,
+                e.tree.to_bytes(),
+                e.leaf,
+                head.id,
+                e.seq,
+                head.last_leaf,
+                head.checkpoint_size,
+                head.checkpoint_at,
+                e.seq,
+                f.when,
+                f.actor_user,
+                f.actor_unit,
+                f.actor_role,
+                f.action,
+                f.object_type,
+                f.object_id,
+                e.body,
+                e.leaf,
+                [level for level, _, _ in e.nodes],
+                [index for _, index, _ in e.nodes],
+                [h for _, _, h in e.nodes],
+            ),
+            prepare=True,
+        )
+        row = cur.fetchone()
+        if row is None or row[0] != 1:
+            return None
+        moved_to = _Head(
+            head.id, e.tree.size, e.tree.to_bytes(), e.leaf, head.checkpoint_size,
+            head.checkpoint_at,
+        )  # fmt: skip
+        return AppendedEntry(e.seq, e.leaf, e.body, None), moved_to
+
+    def _locked_write(
+        self, conn: Connection, cur: Any, f: _Fields, *, pg: bool
+    ) -> tuple[AppendedEntry, _Head]:
+        """Read the head under the log's lock (FOR UPDATE; SQLite's write lock), then write."""
+        head = self._locked_head(conn, cur)
+        e = self._build(head, f)
+        seq, leaf, tree, nodes, checkpoint = e.seq, e.leaf, e.tree, e.nodes, e.checkpoint
         entry_row = (
             head.id,
             seq,
-            _db_time(conn, when),
-            actor_user,
-            actor_unit,
-            actor_role,
-            action_text,
-            object_type,
-            object_id,
-            body,
+            f.when if pg else _sqlite_time(f.when),
+            f.actor_user,
+            f.actor_unit,
+            f.actor_role,
+            f.action,
+            f.object_type,
+            f.object_id,
+            e.body,
             leaf,
         )
-        nodes = created[1:]
-        checkpoint = None
-        if self.signer is not None and self.policy.due(
-            tree.size, head.checkpoint_size, head.checkpoint_at, when
-        ):
-            checkpoint = sign_checkpoint(self.signer, self.origin, tree.size, tree.root())
-        cur = _cursor(conn)
-        try:
-            if conn.dialect.name == "postgresql" and checkpoint is None:
-                cur.execute(
-                    _PG_WRITE_SQL,
-                    (
-                        *entry_row,
-                        head.id,
-                        [level for level, _, _ in nodes],
-                        [index for _, index, _ in nodes],
-                        [h for _, _, h in nodes],
-                        tree.size,
-                        tree.to_bytes(),
-                        leaf,
-                        head.id,
-                        seq,
-                    ),
+        if pg and checkpoint is None:
+            cur.execute(
+                _PG_WRITE_SQL,
+                (
+                    *entry_row,
+                    head.id,
+                    [level for level, _, _ in nodes],
+                    [index for _, index, _ in nodes],
+                    [h for _, _, h in nodes],
+                    tree.size,
+                    tree.to_bytes(),
+                    leaf,
+                    head.id,
+                    seq,
+                ),
+                prepare=True,
+            )
+        else:
+            cur.execute(_sql(conn, _ENTRY_SQL), entry_row)
+            if nodes:
+                cur.executemany(
+                    _sql(conn, _NODE_SQL), [(head.id, lv, ix, h) for lv, ix, h in nodes]
                 )
+            if checkpoint is None:
+                cur.execute(_sql(conn, _MOVE_SQL), (tree.size, tree.to_bytes(), leaf, head.id, seq))
             else:
-                cur.execute(_sql(conn, _ENTRY_SQL), entry_row)
-                if nodes:
-                    cur.executemany(
-                        _sql(conn, _NODE_SQL), [(head.id, lv, ix, h) for lv, ix, h in nodes]
-                    )
-                if checkpoint is None:
-                    cur.execute(
-                        _sql(conn, _MOVE_SQL), (tree.size, tree.to_bytes(), leaf, head.id, seq)
-                    )
-                else:
-                    self._insert_checkpoint(conn, head.id, checkpoint, when)
-                    cp_at = _db_time(conn, when)
-                    moved_to = (tree.size, tree.to_bytes(), leaf, tree.size, cp_at, head.id, seq)
-                    cur.execute(_sql(conn, _MOVE_CP_SQL), moved_to)
-            moved = cur.rowcount
-        finally:
-            cur.close()
-        if moved != 1:
+                self._insert_checkpoint(conn, head.id, checkpoint, f.when)
+                cp_at = _db_time(conn, f.when)
+                moved_to = (tree.size, tree.to_bytes(), leaf, tree.size, cp_at, head.id, seq)
+                cur.execute(_sql(conn, _MOVE_CP_SQL), moved_to)
+        if cur.rowcount != 1:
             raise ConcurrentAppendError(f"log {self.origin} moved past {seq} during an append")
-        return AppendedEntry(seq, leaf, body, checkpoint)
+        cp_size, cp_at_new = (
+            (head.checkpoint_size, head.checkpoint_at)
+            if checkpoint is None
+            else (tree.size, f.when)
+        )
+        moved = _Head(head.id, tree.size, tree.to_bytes(), leaf, cp_size, cp_at_new)
+        return AppendedEntry(seq, leaf, e.body, checkpoint), moved
 
     @staticmethod
     def _insert_checkpoint(conn: Connection, log_id: int, cp: Checkpoint, when: datetime) -> None:
@@ -464,42 +610,71 @@ class Ledger:
         return 0 if head is None else head.size
 
     @staticmethod
-    def _nodes(conn: Connection, log_id: int, wanted: Sequence[merkle.NodeId]) -> merkle.GetNode:
-        """Fetch perfect-subtree hashes in one round trip (leaves live in audit_entry).
+    def _nodes(
+        conn: Connection, log_id: int, wanted: Sequence[merkle.NodeId], *, leaf: int | None = None
+    ) -> merkle.GetNode:
+        """Fetch perfect-subtree hashes in one round trip.
 
-        One primary-key lookup per node, joined by UNION ALL: SQLite answers row-value IN
-        lists and OR-ed lookups far more slowly (milliseconds, not microseconds)."""
-        found: dict[merkle.NodeId, bytes] = {}
-        if wanted and conn.dialect.name == "postgresql":
-            # One constant statement (psycopg prepares it after a few uses), arrays as input.
-            leaves = [index for level, index in wanted if level == 0]
-            inner = [(level, index) for level, index in wanted if level > 0]
-            rows = conn.exec_driver_sql(
-                _PG_NODES_SQL,
-                (
+        Subtrees of STORED_NODE_LEVEL and above are audit_node rows, fetched by key; smaller
+        ones (and leaves) are folded from their leaves, read as contiguous ranges of
+        audit_entry. `leaf`, when given, is read as well: a proof for an entry the log does not
+        have then fails instead of describing a tree that does not exist. On SQLite each piece
+        is a primary-key lookup or range joined by UNION ALL (row-value IN lists and OR-ed
+        lookups are far slower there)."""
+        stored = [(lv, ix) for lv, ix in wanted if lv >= STORED_NODE_LEVEL]
+        spans = sorted({(ix << lv, (ix + 1) << lv) for lv, ix in wanted if lv < STORED_NODE_LEVEL})
+        if leaf is not None:
+            spans = sorted({*spans, (leaf, leaf + 1)})
+        ranges: list[list[int]] = []
+        for lo, hi in spans:
+            if ranges and lo <= ranges[-1][1]:
+                ranges[-1][1] = max(ranges[-1][1], hi)
+            else:
+                ranges.append([lo, hi])
+        rows: list[Any] = []
+        cur = _cursor(conn)
+        try:
+            if conn.dialect.name == "postgresql":
+                # One constant statement, prepared on the server, arrays as input.
+                params = (
+                    [lo for lo, _ in ranges],
+                    [hi for _, hi in ranges],
                     log_id,
-                    leaves,
-                    [level for level, _ in inner],
-                    [index for _, index in inner],
+                    [lv for lv, _ in stored],
+                    [ix for _, ix in stored],
                     log_id,
-                ),
-            )
-            found = {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
-        elif wanted:
-            parts: list[str] = []
-            params: list[Any] = []
-            for level, index in wanted:
-                if level == 0:
-                    parts.append(_sql(conn, _LEAF_LOOKUP))
-                    params += [log_id, index]
-                else:
+                )
+                cur.execute(_PG_NODES_SQL, params, prepare=True)
+                rows = cur.fetchall()
+            elif ranges or stored:
+                parts: list[str] = []
+                args: list[Any] = []
+                for lo, hi in ranges:
+                    parts.append(_sql(conn, _LEAF_RANGE))
+                    args += [log_id, lo, hi]
+                for lv, ix in stored:
                     parts.append(_sql(conn, _NODE_LOOKUP))
-                    params += [log_id, level, index]
-            rows = conn.exec_driver_sql(" UNION ALL ".join(parts), tuple(params))
-            found = {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
-        missing = [node for node in wanted if node not in found]
+                    args += [log_id, lv, ix]
+                cur.execute(" UNION ALL ".join(parts), args)
+                rows = cur.fetchall()
+        finally:
+            cur.close()
+        leaves: dict[int, bytes] = {}
+        found: dict[merkle.NodeId, bytes] = {}
+        for lv, ix, h in rows:
+            if lv == 0:
+                leaves[int(ix)] = bytes(h)
+            else:
+                found[(int(lv), int(ix))] = bytes(h)
+        absent = [seq for lo, hi in ranges for seq in range(lo, hi) if seq not in leaves]
+        missing = [node for node in stored if node not in found] + [(0, s) for s in absent]
         if missing:
             raise LedgerError(f"the log has no Merkle nodes {missing[:3]}: is the size too large?")
+        for lv, ix in wanted:
+            if lv < STORED_NODE_LEVEL:
+                found[(lv, ix)] = merkle.perfect_root(
+                    [leaves[seq] for seq in range(ix << lv, (ix + 1) << lv)]
+                )
         return lambda level, index: found[(level, index)]
 
     def _log_id(self, conn: Connection) -> int:
@@ -542,7 +717,7 @@ class Ledger:
         if not 0 <= seq < size:
             raise LedgerError(f"entry {seq} is not in a tree of size {size}")
         ranges = merkle.inclusion_ranges(seq, size)
-        get = self._nodes(conn, log_id, merkle.nodes_for(ranges))
+        get = self._nodes(conn, log_id, merkle.nodes_for(ranges), leaf=seq)
         return [merkle.subtree_hash(a, b, get) for a, b in ranges]
 
     def consistency_proof(

@@ -71,6 +71,17 @@ def perfect_ranges(begin: int, end: int) -> list[NodeId]:
     return out
 
 
+def perfect_root(leaf_hashes: Sequence[bytes]) -> bytes:
+    """The root of a perfect subtree from its 2**k leaf hashes, pairing level by level."""
+    n = len(leaf_hashes)
+    if n == 0 or n & (n - 1):
+        raise ValueError(f"a perfect subtree has a power-of-two number of leaves, not {n}")
+    level = list(leaf_hashes)
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
 def fold_right(hashes: Sequence[bytes]) -> bytes:
     """H(h0, H(h1, ... H(h[-2], h[-1]))): a valid subtree's hash from its perfect pieces."""
     if not hashes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,11 +12,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit import ledger as ledger_module
 from audit import merkle
 from audit.canonical import canonical_bytes
 from audit.checkpoint import parse_and_verify_checkpoint
-from audit.ledger import CheckpointPolicy, Ledger, LedgerError, ensure_log
-from audit.schema import audit_entry, audit_log
+from audit.ledger import STORED_NODE_LEVEL, CheckpointPolicy, Ledger, LedgerError, ensure_log
+from audit.schema import audit_entry, audit_log, audit_node
 
 pytestmark = pytest.mark.db
 ORIGIN = "test.example/ledger"
@@ -204,3 +206,49 @@ def test_ensure_log_is_idempotent(session: Session) -> None:
     assert ensure_log(session, "test.example/b") != first
     head = session.execute(select(audit_log).where(audit_log.c.id == first)).one()
     assert head.size == 0 and bytes(head.compact_range) == b""
+
+
+def test_only_subtrees_of_eight_leaves_and_more_are_stored(session: Session, append: Any) -> None:
+    ledger = Ledger(ORIGIN)
+    append(session, ledger, 37)
+    rows = session.execute(select(audit_node.c.level, audit_node.c.node_index)).all()
+    # 37 leaves complete 4 subtrees of 8, 2 of 16 and 1 of 32; smaller ones are folded on read.
+    assert sorted((r.level, r.node_index) for r in rows) == [
+        (3, 0), (3, 1), (3, 2), (3, 3), (4, 0), (4, 1), (5, 0),
+    ]  # fmt: skip
+    assert STORED_NODE_LEVEL == 3
+
+
+def test_a_proof_for_an_entry_the_log_does_not_have_fails(session: Session, append: Any) -> None:
+    ledger = Ledger(ORIGIN)
+    append(session, ledger, 5)
+    # The path of entry 5 in a tree of 6 needs only entries 0-4, which exist: still refused.
+    with pytest.raises(LedgerError):
+        ledger.inclusion_proof(session, 5, 6)
+
+
+def test_a_stale_known_head_writes_nothing_and_the_append_reads_the_head(
+    session: Session, append: Any
+) -> None:
+    """PostgreSQL appends first try the head this process last wrote; one that is no longer
+    the head (another writer moved it, or the transaction that moved it rolled back) must
+    change nothing, and the append then builds on the real head."""
+    ledger = Ledger(ORIGIN)
+    appended = append(session, ledger, 3)
+    fake = b"\x11" * 32
+    for key, head in list(ledger_module._KNOWN_HEADS.items()):
+        if key[1] == ORIGIN:  # same size, another history; then an older head
+            ledger_module._KNOWN_HEADS[key] = replace(head, last_leaf=fake)
+    appended += append(session, ledger, 1, start=3)
+    for key, head in list(ledger_module._KNOWN_HEADS.items()):
+        if key[1] == ORIGIN:
+            ledger_module._KNOWN_HEADS[key] = replace(head, size=1, compact_range=fake)
+    appended += append(session, ledger, 1, start=4)
+    assert [e.seq for e in appended] == [0, 1, 2, 3, 4]
+    bodies = [json.loads(e.body) for e in appended]
+    assert [b["prev"] for b in bodies[1:]] == [e.leaf_hash.hex() for e in appended[:-1]]
+    stored = session.execute(
+        select(audit_entry.c.seq, audit_entry.c.body).order_by(audit_entry.c.seq)
+    ).all()
+    assert [(r.seq, bytes(r.body)) for r in stored] == [(e.seq, e.body) for e in appended]
+    assert ledger.root(session) == merkle.root_from_leaves([e.leaf_hash for e in appended])
