@@ -55,7 +55,9 @@ audit_entry = Table(
     Column("log_id", Integer, ForeignKey("audit_log.id"), primary_key=True),
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    # Filter columns, copied from the body at append time; the body is authoritative.
+    # Filter columns, copied from the body at append time; the body is authoritative. Only the
+    # object and action filters are indexed: the others scan one ward's primary-key range
+    # (migration 0008 explains why).
     Column("actor_user", String(128), nullable=True),
     Column("actor_unit", String(64), nullable=True),
     Column("actor_role", String(64), nullable=True),
@@ -66,10 +68,7 @@ audit_entry = Table(
     Column("body", LargeBinary, nullable=False),
     Column("leaf_hash", LargeBinary, nullable=False),
     Index("ix_audit_entry_object", "log_id", "object_type", "object_id", "seq"),
-    Index("ix_audit_entry_unit", "log_id", "actor_unit", "seq"),
-    Index("ix_audit_entry_user", "log_id", "actor_user", "seq"),
     Index("ix_audit_entry_action", "log_id", "action", "seq"),
-    Index("ix_audit_entry_created_at", "log_id", "created_at"),
     # SQLite: the primary key is the table's own B-tree, one less index to write per append.
     sqlite_with_rowid=False,
 )
