@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import os
 import pstats
 import shutil
@@ -61,15 +62,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 
 from definitions.loader import default_plan_path, load_plan, load_units
-from workflow.bootstrap import initialize_ward
+from workflow.accounts import create_user
+from workflow.bootstrap import demo_accounts, initialize_ward
 from workflow.clock import FixedClock
 from workflow.db import make_engine, session_factory
 from workflow.engine import Engine as WorkflowEngine
 from workflow.evidence import LocalEvidenceStore
 from workflow.lifecycle import machine_for
 from workflow.migrate import upgrade
-from workflow.models import TaskInstance, User
-from workflow.trail import AuditTrail
+from workflow.models import Organization, TaskInstance, Unit, User
+from workflow.trail import SYSTEM, AuditTrail
 
 ORIGIN = "bench.cchc.example/phuong-tran-hung-dao"
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Monday 02/03/2026, 09:00 in Hà Nội
@@ -111,6 +113,7 @@ class Cycle:
     instance_id: int
     actors: dict[str, User]
     phase: int = 0
+    ward: int = 0  # 0: the demo ward; 1..: the other wards of --wards
 
     def next(self) -> tuple[str, User]:
         event = CYCLE[self.phase]
@@ -157,9 +160,47 @@ def _placeholder(engine: Engine) -> str:
     return "?" if engine.dialect.name == "sqlite" else "%s"
 
 
-def setup(label: str, url: str, scratch: Path, limit: int) -> Bench:
-    """A migrated database holding the demo ward, every dated instance prepared in
-    `reviewed`, and the baseline's table of as many rows."""
+def _add_ward(factory: sessionmaker[Session], trail: AuditTrail, number: int) -> None:
+    """Another ward of the same plan in the same database (its own organization, units,
+    instances and audit log), with the demo accounts under usernames prefixed "w<number>."."""
+    plan_path = default_plan_path()
+    catalog = load_units()
+    slug = f"bench-ward-{number}"
+    with factory() as session:
+        initialize_ward(
+            session,
+            catalog=catalog,
+            plan=dataclasses.replace(load_plan(plan_path), organization=slug),
+            plan_text=plan_path.read_text(encoding="utf-8"),
+            now=T0,
+            organization_name=f"Phường thử {number}",
+            audit_origin=f"{ORIGIN}-{number}",
+            trail=trail,
+        )
+        org = session.scalars(select(Organization).where(Organization.slug == slug)).one()
+        units = {
+            u.code: u for u in session.scalars(select(Unit).where(Unit.organization_id == org.id))
+        }
+        for account in demo_accounts(catalog):
+            create_user(
+                session,
+                org,
+                username=f"w{number}.{account.username}",
+                full_name=account.full_name,
+                unit=units[account.unit] if account.unit else None,
+                roles=account.roles,
+                password=None,
+                actor=SYSTEM,
+                now=T0,
+                trail=trail,
+            )
+        session.commit()
+
+
+def setup(label: str, url: str, scratch: Path, limit: int, wards: int = 1) -> Bench:
+    """A migrated database holding the demo ward (and `wards` - 1 more wards of the same plan,
+    each with its own log), `limit` dated instances of each ward prepared in `reviewed`, and
+    the baseline's table of as many rows."""
     started = time.perf_counter()
     upgrade(url)
     engine = make_engine(url, pool_size=8)
@@ -180,6 +221,8 @@ def setup(label: str, url: str, scratch: Path, limit: int) -> Bench:
             demo=True,
         )
         session.commit()
+    for number in range(1, wards):
+        _add_ward(factory, trail, number)
 
     with factory() as session:
         users = {
@@ -190,23 +233,35 @@ def setup(label: str, url: str, scratch: Path, limit: int) -> Bench:
         }
         for user in users.values():
             user.role_names  # noqa: B018 - loaded now, used detached later
-        instances = session.scalars(
-            select(TaskInstance)
-            .options(joinedload(TaskInstance.unit), joinedload(TaskInstance.plan_task))
-            .where(TaskInstance.state == "assigned", TaskInstance.due_date.is_not(None))
-            .order_by(TaskInstance.id)
-            .limit(limit)
-        ).all()
-        plan = [(i.id, i.unit.code, [p["name"] for p in i.plan_task.products]) for i in instances]
+        orgs = session.scalars(select(Organization).order_by(Organization.id)).all()
+        plan = []
+        for number, org in enumerate(orgs):
+            instances = session.scalars(
+                select(TaskInstance)
+                .join(Unit, TaskInstance.unit_id == Unit.id)
+                .options(joinedload(TaskInstance.unit), joinedload(TaskInstance.plan_task))
+                .where(
+                    Unit.organization_id == org.id,
+                    TaskInstance.state == "assigned",
+                    TaskInstance.due_date.is_not(None),
+                )
+                .order_by(TaskInstance.id)
+                .limit(limit)
+            ).all()
+            plan += [
+                (number, i.id, i.unit.code, [p["name"] for p in i.plan_task.products])
+                for i in instances
+            ]
         session.expunge_all()
 
     store = LocalEvidenceStore(scratch / f"evidence-{label}")
     cycles: list[Cycle] = []
-    for instance_id, unit, products in plan:
-        prefix = unit.lower()
+    for ward, instance_id, unit, products in plan:
+        who = f"w{ward}." if ward else ""
+        prefix = who + unit.lower()
         member, head = users[f"{prefix}.canbo"], users[f"{prefix}.truong"]
-        reviewer = users["vhxh.thamdinh1"]
-        decider = users["lanhdao"] if unit == "VHXH" else users["vhxh.truong"]
+        reviewer = users[f"{who}vhxh.thamdinh1"]
+        decider = users[f"{who}lanhdao"] if unit == "VHXH" else users[f"{who}vhxh.truong"]
         with factory() as session:
             eng = WorkflowEngine(session, trail, clock, store=store)
             eng.fire(instance_id, "start", member)
@@ -222,13 +277,14 @@ def setup(label: str, url: str, scratch: Path, limit: int) -> Bench:
             eng.fire(instance_id, "review", reviewer, **EVENT_INPUTS["review"])
             session.commit()
         actors = {"return_for_rework": decider, "rework": member, "submit": head}
-        cycles.append(Cycle(instance_id, {**actors, "review": reviewer}))
+        cycles.append(Cycle(instance_id, {**actors, "review": reviewer}, ward=ward))
 
+    home = [c for c in cycles if c.ward == 0]
     bench_meta.create_all(engine)
     with engine.begin() as conn:
         conn.execute(
             insert(bench_task),
-            [{"id": i, "state": "reviewed", "version": 1} for i in range(1, 1 + len(cycles))],
+            [{"id": i, "state": "reviewed", "version": 1} for i in range(1, 1 + len(home))],
         )
     p = _placeholder(engine)
     bench = Bench(
@@ -239,7 +295,7 @@ def setup(label: str, url: str, scratch: Path, limit: int) -> Bench:
         trail=trail,
         clock=clock,
         cycles=cycles,
-        rows=list(range(1, 1 + len(cycles))),
+        rows=list(range(1, 1 + len(home))),
         select_sql=f"SELECT state, version FROM bench_task WHERE id = {p}",
         update_sql=(
             f"UPDATE bench_task SET state = {p}, version = version + 1 "
@@ -248,7 +304,7 @@ def setup(label: str, url: str, scratch: Path, limit: int) -> Bench:
         insert_sql=f"INSERT INTO bench_event (task_id, body) VALUES ({p}, {p})",
     )
     print(
-        f"[{label}] setup: {len(cycles)} instances prepared in `reviewed` "
+        f"[{label}] setup: {len(cycles)} instances of {wards} ward(s) prepared in `reviewed` "
         f"({time.perf_counter() - started:.1f} s)"
     )
     return bench
@@ -301,10 +357,14 @@ class Measure:
 
 
 def measure(
-    bench: Bench, writers: int, per_round: int, rounds: int, budget: float
+    bench: Bench, writers: int, per_round: int, rounds: int, budget: float, *, spread: bool = False
 ) -> tuple[Measure, Measure]:
-    """Alternate engine and baseline rounds until `rounds` or the time budget is used."""
-    cycle_groups = _split(bench.cycles, writers)
+    """Alternate engine and baseline rounds until `rounds` or the time budget is used. The
+    writers work in the demo ward, or (`spread`) each in a ward of its own."""
+    if spread:
+        cycle_groups = [[c for c in bench.cycles if c.ward == w] for w in range(writers)]
+    else:
+        cycle_groups = _split([c for c in bench.cycles if c.ward == 0], writers)
     row_groups = _split(bench.rows, writers)
     each = max(1, per_round // writers)
     positions = [0] * writers
@@ -340,12 +400,12 @@ def measure(
     return full, bare
 
 
-def report(label: str, writers: int, full: Measure, bare: Measure) -> float:
+def report(label: str, writers: int, full: Measure, bare: Measure, where: str = "") -> float:
     ratio = full.rate / bare.rate
     goal = GOALS[label]
     verdict = "meets" if ratio >= goal else "below"
     print(
-        f"[{label}] {writers} writer{'s' if writers > 1 else ' '}: engine {full.rate:8,.0f} "
+        f"[{label}] {writers} writer{'s' if writers > 1 else ' '}{where}: engine {full.rate:8,.0f} "
         f"transitions/s ({full.done:,} in {full.seconds:.2f} s) | baseline SELECT+UPDATE+INSERT"
         f"+COMMIT {bare.rate:8,.0f}/s ({bare.done:,}) | ratio {ratio:6.1%} "
         f"(goal >= {goal:.0%}: {verdict})"
@@ -501,11 +561,17 @@ def pg_database(base_url: str) -> Iterator[str]:
 
 
 def run_backend(label: str, url: str, args: argparse.Namespace, scratch: Path) -> None:
-    bench = setup(label, url, scratch, args.instances)
+    wards = args.writers if args.spread else 1
+    bench = setup(label, url, scratch, args.instances, wards)
     try:
         for writers in (1, args.writers):
             full, bare = measure(bench, writers, args.transitions, args.rounds, args.max_seconds)
-            report(label, writers, full, bare)
+            report(label, writers, full, bare, ", one ward" if wards > 1 else "")
+        if wards > 1:
+            full, bare = measure(
+                bench, args.writers, args.transitions, args.rounds, args.max_seconds, spread=True
+            )
+            report(label, args.writers, full, bare, ", a ward each")
         if args.profile:
             profile(bench, args.profile)
     finally:
@@ -519,6 +585,12 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=40, help="at most; at least 2")
     parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="also run the writers each in a ward of its own (one audit log each), as a "
+        "city's deployment does; appends to one ward's log serialise until commit",
+    )
     parser.add_argument(
         "--max-seconds", type=float, default=8.0, help="time budget per measurement"
     )
