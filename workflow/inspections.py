@@ -73,12 +73,7 @@ class InspectionLifecycle(StateMachine):
     close = concluded.to(closed)
 
 
-_TRANSITIONS = frozenset(
-    (str(state.value), str(event))
-    for state in InspectionLifecycle.states
-    for transition in state.transitions
-    for event in transition.events
-)
+_TRANSITIONS = oversight.transition_pairs(InspectionLifecycle)
 
 
 def _wrong_state(record: Inspection) -> DomainError:

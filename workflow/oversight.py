@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
+from statemachine import StateMachine
 
 from definitions.calendar import WorkingCalendar
 from definitions.rubric import Rubric
@@ -54,6 +55,17 @@ def check_version(actual: int, expected: int | None, what: str) -> None:
         raise DomainError(
             "stale_version", f"{what} vừa được người khác cập nhật. Vui lòng tải lại rồi thử lại."
         )
+
+
+def transition_pairs(machine: type[StateMachine]) -> frozenset[tuple[str, str]]:
+    """Every (stored state, event) a python-statemachine class allows, read once from the
+    class: refusals are checked against it before anything changes."""
+    return frozenset(
+        (str(state.value), str(event))
+        for state in machine.states
+        for transition in state.transitions
+        for event in transition.events
+    )
 
 
 def text(value: Any) -> str:

@@ -63,12 +63,7 @@ class SelfInspectionLifecycle(StateMachine):
     return_for_rework = submitted.to(returned)
 
 
-_TRANSITIONS = frozenset(
-    (str(state.value), str(event))
-    for state in SelfInspectionLifecycle.states
-    for transition in state.transitions
-    for event in transition.events
-)
+_TRANSITIONS = oversight.transition_pairs(SelfInspectionLifecycle)
 
 
 def _require(record: SelfInspection, event: str) -> None:
