@@ -3,13 +3,17 @@ ward's current evaluation for a year, and a flush that turns a lost update into 
 
 from __future__ import annotations
 
-from datetime import date
+import json
+from collections.abc import Iterable
+from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from statemachine import StateMachine
 
+from audit.schema import audit_entry, audit_log
 from definitions.calendar import WorkingCalendar
 from definitions.rubric import Rubric
 from workflow.engine import person_of
@@ -66,6 +70,34 @@ def transition_pairs(machine: type[StateMachine]) -> frozenset[tuple[str, str]]:
         for transition in state.transitions
         for event in transition.events
     )
+
+
+def states_as_of(
+    session: Session, org: Organization, object_type: str, ids: Iterable[int], before: datetime
+) -> dict[int, str]:
+    """The state each object had just before `before`, read from the ward's audit log (the
+    `after.state` of its latest entry that records one), for tables that keep no history.
+    Objects with no such entry yet are missing from the answer."""
+    wanted = {str(i) for i in ids}
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(audit_entry.c.object_id, audit_entry.c.body)
+        .join(audit_log, audit_log.c.id == audit_entry.c.log_id)
+        .where(
+            audit_log.c.origin == org.audit_origin,
+            audit_entry.c.object_type == object_type,
+            audit_entry.c.object_id.in_(wanted),
+            audit_entry.c.created_at < before,
+        )
+        .order_by(audit_entry.c.seq)
+    )
+    states: dict[int, str] = {}
+    for object_id, body in rows:
+        after = json.loads(bytes(body)).get("after")
+        if isinstance(after, dict) and isinstance(after.get("state"), str):
+            states[int(object_id)] = after["state"]
+    return states
 
 
 def text(value: Any) -> str:

@@ -10,8 +10,8 @@ Choices (docs/reports.md explains them):
 - The document is dated its as-of date; its number is left blank ("Số:    /BC-UBND") for the
   văn thư, who numbers documents when they are issued in the register.
 - The difficulties and proposals are a parameter, recorded verbatim in the audit entry.
-- Self-inspection coverage and inspections are read as they stand when generating (their
-  tables keep no history to read "as of").
+- Self-inspection coverage and inspections are as they stood at the end of the as-of date:
+  their states then are read from the audit log (their tables keep only the current state).
 
 Nothing reads the wall clock: "today" and "now" are parameters (invariant 6).
 """
@@ -40,10 +40,11 @@ from workflow.deadlines import (
 )
 from workflow.engine import person_of
 from workflow.errors import DomainError
-from workflow.evaluation import Evaluation, InstanceFacts, evaluate, plan_of_year
+from workflow.evaluation import Evaluation, InstanceFacts, end_of_day, evaluate, plan_of_year
 from workflow.evidence import EvidenceStore
-from workflow.inspections import INSPECTION_STATE_LABELS, inspections
+from workflow.inspections import INSPECTION_STATE_LABELS, InspectionState, inspections
 from workflow.models import Notification, Organization, ReportAlert, Unit, User
+from workflow.oversight import states_as_of
 from workflow.permissions import VHXH, report_refusal
 from workflow.reports import plan_definition
 from workflow.selfinspection import Coverage, coverage
@@ -262,20 +263,36 @@ def _place(issuer: str) -> str:
     return issuer
 
 
-def _inspection_lines(session: Session, org: Organization, year: int) -> tuple[InspectionLine, ...]:
+def _inspection_lines(
+    session: Session, org: Organization, year: int, before: datetime
+) -> tuple[InspectionLine, ...]:
+    """The year's inspections as they stood just before `before`: their states and those of
+    their corrective tasks read from the audit log; a conclusion only once it was issued."""
+    records = [r for r in inspections(session, org, year) if r.created_at < before]
+    states = states_as_of(session, org, "inspection", [r.id for r in records], before)
+    tasks = states_as_of(
+        session,
+        org,
+        "task_instance",
+        [a.instance_id for r in records for a in r.corrective_actions],
+        before,
+    )
     lines = []
-    for record in inspections(session, org, year):
+    for record in records:
+        state = states.get(record.id, InspectionState.PLANNED.value)
+        concluded = state in (InspectionState.CONCLUDED, InspectionState.CLOSED)
         corrective = tuple(
-            CorrectiveLine(action.description, state_label(action.instance.state))
+            CorrectiveLine(action.description, state_label(tasks[action.instance_id]))
             for action in record.corrective_actions
+            if concluded and action.instance_id in tasks
         )
         lines.append(
             InspectionLine(
                 unit=record.unit.code,
                 unit_name=record.unit.name,
-                state=INSPECTION_STATE_LABELS.get(record.state, record.state),
-                conclusion_number=record.conclusion_number,
-                conclusion_text=record.conclusion_text,
+                state=INSPECTION_STATE_LABELS.get(state, state),
+                conclusion_number=record.conclusion_number if concluded else None,
+                conclusion_text=record.conclusion_text if concluded else None,
                 corrective=corrective,
             )
         )
@@ -307,7 +324,7 @@ def build_report(
     ref = resolve_period(definition, kind, quarter)
     day = as_of or ref.default_as_of(today)
     evaluation = evaluate(session, org, year=year, as_of=day, calendar=calendar, rubric=rubric)
-    cover = coverage(session, org, year)
+    cover = coverage(session, org, year, as_of=day)
     n = len(cover.units)
     cover_text = (
         f"{len(cover.submitted)}/{n} đơn vị đã gửi báo cáo tự kiểm tra, "
@@ -325,7 +342,7 @@ def build_report(
         sections=definition.sections,
         coverage=cover,
         coverage_text=nfc(cover_text),
-        inspections=_inspection_lines(session, org, year),
+        inspections=_inspection_lines(session, org, year, end_of_day(day)),
         difficulties=nfc(difficulties.strip()),
     )
 
@@ -527,8 +544,6 @@ def report_deadlines(
     report of the period was generated, else overdue / due soon / on time by its due date."""
     if definition is None:
         return []
-    from workflow.evaluation import end_of_day
-
     done = _generated_keys(session, org, end_of_day(today))
     rows = []
     for ref in report_periods(definition):

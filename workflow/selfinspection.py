@@ -30,6 +30,7 @@ from definitions.rubric import Rubric
 from workflow import oversight
 from workflow.clock import ward_date
 from workflow.errors import DomainError
+from workflow.evaluation import end_of_day
 from workflow.models import Organization, SelfInspection, Unit, User, YearClosure
 from workflow.states import Role
 from workflow.trail import AuditTrail
@@ -487,22 +488,33 @@ def coverage_text(coverage: Coverage) -> str:
     )
 
 
-def coverage(session: Session, org: Organization, year: int) -> Coverage:
+def coverage(
+    session: Session, org: Organization, year: int, *, as_of: date | None = None
+) -> Coverage:
+    """Who of the units in scope submitted and was acknowledged: now, or at the end of
+    `as_of` (each record's state then is read from the audit log, as a report of a past date
+    needs)."""
     scope = tuple(u.code for u in _in_scope(session, org))
-    records = {r.unit.code: r for r in self_inspections(session, org, year)}
-    done = (SelfInspectionState.SUBMITTED, SelfInspectionState.ACKNOWLEDGED)
+    records = self_inspections(session, org, year)
     closure = _closed(session, org, year)
+    closed_at = closure.closed_at if closure else None
+    if as_of is None:
+        states = {r.unit.code: r.state for r in records}
+    else:
+        before = end_of_day(as_of)
+        past = oversight.states_as_of(
+            session, org, "self_inspection", [r.id for r in records], before
+        )
+        states = {r.unit.code: past[r.id] for r in records if r.id in past}
+        closed_at = closed_at if closed_at is not None and closed_at < before else None
+    done = (SelfInspectionState.SUBMITTED, SelfInspectionState.ACKNOWLEDGED)
     return Coverage(
         year=year,
         units=scope,
-        opened=tuple(c for c in scope if c in records),
-        submitted=tuple(c for c in scope if c in records and records[c].state in done),
-        acknowledged=tuple(
-            c
-            for c in scope
-            if c in records and records[c].state == SelfInspectionState.ACKNOWLEDGED
-        ),
-        closed_at=closure.closed_at if closure else None,
+        opened=tuple(c for c in scope if c in states),
+        submitted=tuple(c for c in scope if states.get(c) in done),
+        acknowledged=tuple(c for c in scope if states.get(c) == SelfInspectionState.ACKNOWLEDGED),
+        closed_at=closed_at,
     )
 
 

@@ -4,7 +4,7 @@ entry, and one inspection through plan, findings, conclusion and corrective work
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -17,7 +17,8 @@ from audit.ledger import Ledger
 from definitions.calendar import load_calendar
 from definitions.rubric import load_rubric
 from workflow import inspections as insp
-from workflow import sampling
+from workflow import periodic, sampling
+from workflow.clock import ward_date
 from workflow.errors import DomainError
 from workflow.trail import AuditTrail
 
@@ -268,3 +269,67 @@ def test_nobody_inspects_their_own_unit(ward: Ward) -> None:
         trail=steps.trail,
     )
     assert done.team == ["Lãnh đạo UBND"]
+
+
+@pytest.mark.db
+def test_a_report_of_an_earlier_date_shows_the_inspection_as_it_stood(ward: Ward) -> None:
+    steps = Steps(ward)
+    steps.draw(seed="z", include=["VP"])
+    record = next(i for i in insp.inspections(ward.session, ward.org) if i.unit.code == "VP")
+    s, org, trail = ward.session, ward.org, steps.trail
+    drawn_on = ward_date(ward.clock.now())
+    insp.plan_inspection(
+        s,
+        org,
+        record.id,
+        ward.user("vhxh.thamdinh1"),
+        plan_text="Kế hoạch",
+        team=["A"],
+        scheduled_on=None,
+        now=ward.clock.now(),
+        trail=trail,
+    )
+    insp.record_findings(
+        s,
+        org,
+        record.id,
+        ward.user("vhxh.thamdinh1"),
+        findings="Chậm",
+        now=ward.clock.now(),
+        trail=trail,
+    )
+    ward.clock.advance_to(ward.clock.now() + timedelta(days=7))
+    insp.conclude_inspection(
+        s,
+        org,
+        record.id,
+        ward.user("lanhdao"),
+        number="15/TB-UBND",
+        conclusion="Khắc phục",
+        corrective=[insp.CorrectiveOrder("Hoàn thiện hồ sơ", date(2026, 12, 20))],
+        now=ward.clock.now(),
+        trail=trail,
+    )
+
+    def line(day: date) -> Any:
+        report = periodic.build_report(
+            s,
+            org,
+            kind="year",
+            year=2026,
+            quarter=None,
+            as_of=day,
+            today=day,
+            difficulties="",
+            calendar=CALENDAR,
+            rubric=RUBRIC,
+        )
+        return next(x for x in report.inspections if x.unit == "VP")
+
+    earlier = line(drawn_on)
+    assert earlier.state == insp.INSPECTION_STATE_LABELS["findings_recorded"]
+    assert (earlier.conclusion_number, earlier.corrective) == (None, ())
+    later = line(drawn_on + timedelta(days=7))
+    assert later.state == insp.INSPECTION_STATE_LABELS["concluded"]
+    assert later.conclusion_number == "15/TB-UBND"
+    assert [c.description for c in later.corrective] == ["Hoàn thiện hồ sơ"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from audit.ledger import Ledger
 from definitions.calendar import load_calendar
 from definitions.rubric import load_rubric
 from workflow import selfinspection as si
+from workflow.clock import ward_date
 from workflow.errors import DomainError
 from workflow.models import SelfInspection
 from workflow.permissions import Person, oversight_refusal
@@ -325,3 +326,22 @@ def test_of_two_concurrent_decisions_exactly_one_wins(committed: CommittedWard) 
         winner = next(flag for flag, result in outcomes.items() if result == "won")
         assert record.state == ("acknowledged" if winner else "returned")
         assert Ledger(ORIGIN).size(session) == size + 1  # one decision entry
+
+
+def test_coverage_as_of_a_past_date_reads_the_audit_log(ward: Ward) -> None:
+    """A report of a past date shows the coverage of that date, not of today."""
+    steps = Steps(ward)
+    opened_on = ward_date(ward.clock.now())
+    steps.open()
+    steps.fill("VP", "vp.canbo")
+    steps.submit("VP", "vp.truong")
+    ward.clock.advance_to(ward.clock.now() + timedelta(days=10))
+    steps.decide("VP", "vhxh.truong")
+    session, org = ward.session, ward.org
+    before = si.coverage(session, org, 2026, as_of=opened_on - timedelta(days=1))
+    assert (before.opened, before.submitted, before.acknowledged) == ((), (), ())
+    then = si.coverage(session, org, 2026, as_of=opened_on)
+    assert (len(then.opened), then.submitted, then.acknowledged) == (5, ("VP",), ())
+    now = si.coverage(session, org, 2026, as_of=opened_on + timedelta(days=10))
+    assert (now.submitted, now.acknowledged) == (("VP",), ("VP",))
+    assert now.as_json() == si.coverage(session, org, 2026).as_json()
