@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
-from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import (
     LoginManager,
     UserMixin,
@@ -26,12 +37,21 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = "Vui lòng đăng nhập để tiếp tục."
 
 
+def _password_stamp(user: User) -> str:
+    """A keyed fingerprint of the person's current password hash: a session remembers it, so
+    setting or resetting the password ends every other session (as deactivation does)."""
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    digest = hmac.new(key, (user.password_hash or "").encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
+
+
 class SessionUser(UserMixin):  # type: ignore[misc]
-    """What flask-login keeps of a person: the id. Everything else is read per request."""
+    """What flask-login keeps of a person: the id and the password's stamp ("<id>:<stamp>").
+    Everything else is read per request."""
 
     def __init__(self, user: User) -> None:
         self.user = user
-        self.id = str(user.id)
+        self.id = f"{user.id}:{_password_stamp(user)}"
 
 
 def init_app(app: Flask) -> None:
@@ -39,10 +59,15 @@ def init_app(app: Flask) -> None:
 
 
 @login_manager.user_loader  # type: ignore[untyped-decorator]
-def _load_user(user_id: str) -> SessionUser | None:
-    user = db_session().get(User, int(user_id))
+def _load_user(session_id: str) -> SessionUser | None:
+    number, _, stamp = session_id.partition(":")
+    if not number.isdigit() or not stamp:
+        return None  # a session from before stamps, or a forged one: sign in again
+    user = db_session().get(User, int(number))
     if user is None or not user.active:
         return None
+    if not hmac.compare_digest(stamp, _password_stamp(user)):
+        return None  # the password changed since this session signed in
     return SessionUser(user)
 
 

@@ -316,6 +316,7 @@ def test_a_password_reset_adds_one_audit_entry_and_refuses_weak_ones(
 ) -> None:
     person = ward.user("vp.truong")
     path = f"/quan-tri/nguoi-dung/{person.id}/mat-khau"
+    signed_in = _login(web, "vp.truong")  # a session open before the reset
     size = ward.size()
     weak = _post(admin, path, {"password": "1234567", "confirm": "1234567"})
     assert "Mật khẩu phải có ít nhất 8 ký tự." in weak
@@ -323,6 +324,7 @@ def test_a_password_reset_adds_one_audit_entry_and_refuses_weak_ones(
     assert "Mật khẩu nhập lại không khớp." in mismatch
     assert ward.size() == size
     assert ward.user("vp.truong").password_hash == person.password_hash
+    assert signed_in.get("/").status_code == 200  # refused resets change nothing
 
     page = _post(admin, path, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
     assert "Đã đặt lại mật khẩu cho “vp.truong”." in page
@@ -334,6 +336,7 @@ def test_a_password_reset_adds_one_audit_entry_and_refuses_weak_ones(
     assert entry["actor"]["user"] == "quantri"
     assert NEW_PASSWORD not in json.dumps(entry, ensure_ascii=False)
     assert changed.password_hash not in json.dumps(entry)
+    assert signed_in.get("/").status_code == 302  # the reset ends the open session
     assert _sign_in(web, "vp.truong", DEMO_PASSWORD).status_code == 200
     assert _sign_in(web, "vp.truong", NEW_PASSWORD).status_code == 302
 
