@@ -19,6 +19,7 @@ from workflow.accounts import (
     create_user,
     reset_password,
     set_active,
+    set_email,
     set_roles,
 )
 from workflow.engine import Engine
@@ -154,6 +155,7 @@ def create() -> Response:
             actor=_actor(),
             now=SystemClock().now(),
             trail=audit_trail(),
+            email=form.get("email", ""),
         )
         session.commit()
     except DomainError as exc:
@@ -180,6 +182,28 @@ def roles(user_id: int) -> Response:
         )
         session.commit()
         flash(f"Đã cập nhật vai trò của “{person.username}”.", "ok")
+    except DomainError as exc:
+        session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
+@bp.route("/nguoi-dung/<int:user_id>/thu-dien-tu", methods=["POST"])
+def email(user_id: int) -> Response:
+    session = db_session()
+    person = _person(user_id)
+    try:
+        set_email(
+            session,
+            _ward(),
+            person,
+            request.form.get("email", ""),
+            actor=_actor(),
+            now=SystemClock().now(),
+            trail=audit_trail(),
+        )
+        session.commit()
+        flash(f"Đã cập nhật thư điện tử của “{person.username}”.", "ok")
     except DomainError as exc:
         session.rollback()
         flash(exc.message, "error")

@@ -38,7 +38,7 @@ from definitions.loader import (
     load_units,
 )
 from definitions.timeframe import TimeframeError, parse_timeframe
-from workflow.accounts import create_user, find_user, set_password
+from workflow.accounts import create_user, find_user, set_email, set_password
 from workflow.amendments import (
     amendment_as_dict,
     amendments_of,
@@ -967,6 +967,7 @@ def _read_password() -> str:
     help="member, head, reviewer, approver, ward_leader, auditor, admin (repeatable).",
 )
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--email", default=None, help="Where notifications are e-mailed.")
 @org_option
 @json_option
 @pass_runtime
@@ -977,6 +978,7 @@ def user_create(
     unit_code: str | None,
     roles: tuple[str, ...],
     password_stdin: bool,
+    email: str | None,
     org_slug: str | None,
     as_json: bool,
 ) -> None:
@@ -1001,11 +1003,13 @@ def user_create(
                 actor=SYSTEM,
                 now=rt.clock.now(),
                 trail=rt.trail,
+                email=email,
             )
             data = {
                 "username": user.username,
                 "unit": unit.code if unit else None,
                 "roles": user.role_names,
+                "email": user.email,
             }
     except DomainError as exc:
         fail(exc.code, exc.message)
@@ -1030,6 +1034,24 @@ def user_set_password(rt: Runtime, username: str) -> None:
     except DomainError as exc:
         fail(exc.code, exc.message)
     click.echo(f"Đã đặt mật khẩu cho {username}.")
+
+
+@user_group.command("set-email")
+@click.argument("username")
+@click.argument("email")
+@pass_runtime
+def user_set_email(rt: Runtime, username: str, email: str) -> None:
+    """Record where USERNAME's notifications are e-mailed ("" clears it)."""
+    try:
+        with rt.session() as session:
+            user = find_user(session, username.lower())
+            if user is None:
+                raise DomainError("unknown_user", f"Không có tài khoản “{username}”.")
+            org = session.get_one(Organization, user.organization_id)
+            set_email(session, org, user, email, actor=SYSTEM, now=rt.clock.now(), trail=rt.trail)
+    except DomainError as exc:
+        fail(exc.code, exc.message)
+    click.echo(f"Đã cập nhật thư điện tử của {username}.")
 
 
 # --- audit -----------------------------------------------------------------------------------

@@ -61,6 +61,8 @@ def test_user_create_and_set_password(cli) -> None:  # type: ignore[no-untyped-d
         "--role",
         "member",
         "--password-stdin",
+        "--email",
+        "a.nguyen@example.vn",
         "--json",
         input="mat-khau-dai\n",
     )
@@ -69,7 +71,11 @@ def test_user_create_and_set_password(cli) -> None:  # type: ignore[no-untyped-d
         "username": "nguyen.van.a",
         "unit": "VP",
         "roles": ["member"],
+        "email": "a.nguyen@example.vn",
     }
+    assert cli("user", "set-email", "nguyen.van.a", "a@vp.example.vn").exit_code == 0
+    wrong = cli("user", "set-email", "nguyen.van.a", "a@")
+    assert wrong.exit_code == 1 and "[invalid_email]" in wrong.output
 
     taken = cli("user", "create", "nguyen.van.a", "--name", "X", "--role", "member")
     assert taken.exit_code == 1 and "username_taken" in taken.output

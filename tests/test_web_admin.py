@@ -357,3 +357,22 @@ def test_a_reset_lifts_the_sign_in_lockout(web: Flask, admin: FlaskClient, ward:
     assert entry["details"] == {"unlocked": True}
     assert ward.user("vp.canbo").locked_until is None
     assert _sign_in(web, "vp.canbo", NEW_PASSWORD).status_code == 302
+
+
+@pytest.mark.db
+def test_an_email_address_is_recorded_checked_and_audited(admin: FlaskClient, ward: Ward) -> None:
+    person = ward.user("vp.canbo")
+    path = f"/quan-tri/nguoi-dung/{person.id}/thu-dien-tu"
+    size = ward.size()
+    bad = _post(admin, path, {"email": "không phải địa chỉ"})
+    assert "không phải địa chỉ thư điện tử hợp lệ" in bad
+    assert ward.size() == size
+    page = _post(admin, path, {"email": "Nguyen.Van.A@TranHungDao.HaiPhong.gov.vn"})
+    assert "Đã cập nhật thư điện tử của “vp.canbo”." in page
+    assert ward.user("vp.canbo").email == "Nguyen.Van.A@tranhungdao.haiphong.gov.vn"
+    (entry,) = ward.entries_since(size)
+    assert entry["action"] == "user.email_set"
+    assert entry["after"] == {"email": "Nguyen.Van.A@tranhungdao.haiphong.gov.vn"}
+    cleared = _post(admin, path, {"email": ""})
+    assert "Đã cập nhật thư điện tử" in cleared and ward.user("vp.canbo").email is None
+    assert "Chưa có (chỉ nhận thông báo trong phần mềm)" in cleared

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
@@ -55,6 +56,21 @@ def _roles(names: Iterable[str]) -> list[str]:
     return roles
 
 
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+
+
+def clean_email(value: str | None) -> str | None:
+    """An address to e-mail notifications to (lower-cased domain), None when empty; refuses
+    what is not one."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if len(text) > 255 or not _EMAIL.match(text):
+        raise DomainError("invalid_email", f"“{text}” không phải địa chỉ thư điện tử hợp lệ.")
+    local, _, domain = text.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
 def _replace_password(user: User, password: str) -> None:
     """Set a new password (length rule checked) and lift the sign-in throttle."""
     _check_password(password)
@@ -79,6 +95,7 @@ def create_user(
     actor: Actor,
     now: datetime,
     trail: AuditTrail,
+    email: str | None = None,
 ) -> User:
     """Create an account; refuses a taken username. The caller commits."""
     username = username.strip().lower()
@@ -93,10 +110,12 @@ def create_user(
         raise DomainError("name_required", "Cần nhập họ và tên.")
     if password is not None:
         _check_password(password)
+    address = clean_email(email)
     user = User(
         organization_id=org.id,
         username=username,
         full_name=unicodedata.normalize("NFC", full_name),
+        email=address,
         unit_id=unit.id if unit else None,
         password_hash=hash_password(password) if password is not None else None,
         active=True,
@@ -118,9 +137,42 @@ def create_user(
             "unit": unit.code if unit else None,
             "roles": role_names,
             "full_name": user.full_name,
+            "email": address,
         },
     )
     return user
+
+
+def set_email(
+    session: Session,
+    org: Organization,
+    user: User,
+    email: str | None,
+    *,
+    actor: Actor,
+    now: datetime,
+    trail: AuditTrail,
+) -> None:
+    """Record (or clear, with an empty value) where the person's notifications are e-mailed.
+    Audited; the caller commits."""
+    _in_ward(org, user)
+    address = clean_email(email)
+    if address == user.email:
+        raise DomainError("unchanged", "Địa chỉ thư điện tử không thay đổi.")
+    before = user.email
+    user.email = address
+    session.flush()
+    trail.record(
+        session,
+        org,
+        now=now,
+        actor=actor,
+        action="user.email_set",
+        object_type="user",
+        object_id=user.username,
+        before={"email": before},
+        after={"email": address},
+    )
 
 
 def set_password(

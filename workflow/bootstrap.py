@@ -21,6 +21,12 @@ from workflow.trail import SYSTEM, AuditTrail
 DEMO_PASSWORD = "demo-2026"  # noqa: S105 - published demo credential, printed by `cchc init --demo`
 
 
+def demo_email(username: str) -> str:
+    """A demo account's address, in a domain that can never receive mail (RFC 2606): the file
+    sender of development writes the messages to instance/outbox instead."""
+    return f"{username}@demo.cchc.invalid"
+
+
 @dataclass(frozen=True)
 class DemoAccount:
     username: str
@@ -162,6 +168,7 @@ def initialize_ward(
                 actor=SYSTEM,
                 now=now,
                 trail=trail,
+                email=demo_email(account.username),
             )
             user.password_hash = demo_hash
             report.users_created.append(account.username)

@@ -132,9 +132,13 @@ def subject_for(event: str) -> str:
     return f"{SUBJECT_PREFIX} {SUBJECTS.get(event, DEFAULT_SUBJECT)}"
 
 
-def username_address(user: User) -> str | None:
-    """The placeholder address: the username (users have no e-mail column yet)."""
-    return user.username
+MAX_ATTEMPTS = 5  # failed sends of one message before it stays in-app only
+NO_ADDRESS = "Người nhận chưa có địa chỉ thư điện tử: chỉ thông báo trong phần mềm."
+
+
+def email_address(user: User) -> str | None:
+    """The person's e-mail address, if the administrator recorded one."""
+    return user.email
 
 
 def deliver_pending(
@@ -143,13 +147,16 @@ def deliver_pending(
     *,
     now: datetime,
     limit: int = 100,
-    address_of: Callable[[User], str | None] = username_address,
+    address_of: Callable[[User], str | None] = email_address,
 ) -> int:
-    """Send up to `limit` unsent notifications, oldest first, and mark each one sent at `now`.
+    """Send up to `limit` unsent notifications, those tried least first, then oldest, and
+    mark each one sent at `now`.
 
-    Returns how many were sent. A message that fails to send (any exception from the sender),
-    or whose recipient has no address, stays unsent and the others go on. Never commits: the
-    caller commits the sent marks. On PostgreSQL the rows are locked with SKIP LOCKED, so two
+    Returns how many were sent. A message that fails to send (any exception from the sender)
+    stays unsent with one more attempt and the error recorded, and the others go on; after
+    MAX_ATTEMPTS it is no longer tried. A message whose recipient has no address is not tried
+    at all (it stays an in-app notification), so neither kind holds up the rest. Never
+    commits: the caller commits. On PostgreSQL the rows are locked with SKIP LOCKED, so two
     deliverers running at once do not pick the same messages.
     """
     if now.tzinfo is None:
@@ -159,8 +166,8 @@ def deliver_pending(
     rows = session.execute(
         select(Notification, User)
         .join(User, Notification.recipient_id == User.id)
-        .where(Notification.sent_at.is_(None))
-        .order_by(Notification.id)
+        .where(Notification.sent_at.is_(None), Notification.attempts < MAX_ATTEMPTS)
+        .order_by(Notification.attempts, Notification.id)
         .limit(limit)
         .with_for_update(of=Notification, skip_locked=True)
     ).all()
@@ -168,11 +175,15 @@ def deliver_pending(
     for notification, user in rows:
         address = address_of(user)
         if not address:
+            notification.attempts = MAX_ATTEMPTS
+            notification.last_error = NO_ADDRESS
             continue
         try:
             sender.send(address, subject_for(notification.event), notification.message + FOOTER)
-        except Exception:  # one bad message must not stop the others; it is retried next run
+        except Exception as exc:  # one bad message must not stop the others: retried next run
             log.warning("notification %s to %s not sent", notification.id, address, exc_info=True)
+            notification.attempts += 1
+            notification.last_error = f"{type(exc).__name__}: {exc}"[:500]
             continue
         notification.sent_at = now
         sent += 1

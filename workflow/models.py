@@ -101,6 +101,8 @@ class User(Base):
     organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str] = mapped_column(String(255))
+    # Where notifications are e-mailed; None: in-app notifications only.
+    email: Mapped[str | None] = mapped_column(String(255))
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"), index=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -295,6 +297,10 @@ class Notification(Base):
     created_at: Mapped[datetime] = _utc("created_at")
     read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # E-mail delivery: failed attempts so far and the last error; after
+    # workflow.delivery.MAX_ATTEMPTS the message stays in-app only.
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class DeadlineAlert(Base):

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from definitions.calendar import load_calendar
 from workflow import delivery
+from workflow.bootstrap import demo_email
 from workflow.deadlines import tick
 from workflow.delivery import FileSender, SmtpSender, deliver_pending, subject_for
 from workflow.models import Notification
@@ -38,6 +39,20 @@ def _alert_task_1(ward: Ward) -> list[Notification]:
         trail=AuditTrail(),
     )
     return list(ward.session.scalars(select(Notification).order_by(Notification.id)))
+
+
+def _alert_again(ward: Ward) -> list[Notification]:
+    """New outbox rows: the overdue alerts of the next day's check (task 1 due 14/01)."""
+    seen = {n.id for n in ward.session.scalars(select(Notification))}
+    tick(
+        ward.session,
+        ward.org,
+        today=date(2026, 1, 15),
+        now=NOW,
+        calendar=load_calendar(),
+        trail=AuditTrail(),
+    )
+    return [n for n in ward.session.scalars(select(Notification)) if n.id not in seen]
 
 
 def _unsent(ward: Ward) -> list[Notification]:
@@ -68,7 +83,7 @@ def test_file_sender_writes_one_utf8_eml_per_message(ward: Ward, tmp_path: Path)
     assert all(n.sent_at == delivered_at for n in notes)
 
     parsed = [email.message_from_bytes(f.read_bytes(), policy=policy.default) for f in files]
-    assert sorted(str(m["To"]) for m in parsed) == sorted(VHXH_PEOPLE)
+    assert sorted(str(m["To"]) for m in parsed) == sorted(demo_email(u) for u in VHXH_PEOPLE)
     for message in parsed:
         assert isinstance(message, EmailMessage)
         assert message["Subject"] == "[CCHC] Nhiệm vụ sắp đến hạn"
@@ -89,16 +104,42 @@ def test_file_sender_writes_one_utf8_eml_per_message(ward: Ward, tmp_path: Path)
 @pytest.mark.db
 def test_a_failed_message_stays_unsent_and_the_others_go(ward: Ward) -> None:
     _alert_task_1(ward)
-    sender = Recorder(fail_for={"vhxh.thamdinh1"})
+    sender = Recorder(fail_for={demo_email("vhxh.thamdinh1")})
     assert deliver_pending(ward.session, sender, now=NOW) == 3
-    assert sorted(r for r, _, _ in sender.sent) == ["vhxh.canbo", "vhxh.thamdinh2", "vhxh.truong"]
+    assert sorted(r for r, _, _ in sender.sent) == [
+        demo_email(u) for u in ("vhxh.canbo", "vhxh.thamdinh2", "vhxh.truong")
+    ]
     unsent = _unsent(ward)
     assert [n.recipient_id for n in unsent] == [ward.user("vhxh.thamdinh1").id]
+    assert unsent[0].attempts == 1
+    assert unsent[0].last_error is not None and "SMTPRecipientsRefused" in unsent[0].last_error
 
     # the next run retries it
     sender.fail_for.clear()
     assert deliver_pending(ward.session, sender, now=NOW) == 1
     assert _unsent(ward) == []
+
+
+@pytest.mark.db
+def test_a_message_that_keeps_failing_is_given_up_and_does_not_hold_up_the_rest(
+    ward: Ward,
+) -> None:
+    notes = _alert_task_1(ward)
+    failing = demo_email("vhxh.canbo")
+    sender = Recorder(fail_for={failing})
+    for _ in range(delivery.MAX_ATTEMPTS):
+        deliver_pending(ward.session, sender, now=NOW)
+    stuck = next(n for n in notes if n.recipient_id == ward.user("vhxh.canbo").id)
+    assert (stuck.sent_at, stuck.attempts) == (None, delivery.MAX_ATTEMPTS)
+    tried = len(sender.sent)
+    sender.fail_for.clear()
+    assert deliver_pending(ward.session, sender, now=NOW) == 0  # not tried again
+    assert len(sender.sent) == tried
+
+    # a later message goes first, ahead of anything that failed before
+    more = _alert_again(ward)
+    assert more
+    assert deliver_pending(ward.session, Recorder(), now=NOW, limit=len(more)) == len(more)
 
 
 @pytest.mark.db
@@ -121,7 +162,19 @@ def test_a_recipient_without_address_is_left_unsent(ward: Ward) -> None:
 
     assert deliver_pending(ward.session, sender, now=NOW, address_of=address) == 3
     assert all(r.endswith("@example.vn") for r, _, _ in sender.sent)
-    assert len(_unsent(ward)) == 1
+    (left,) = _unsent(ward)
+    assert (left.attempts, left.last_error) == (delivery.MAX_ATTEMPTS, delivery.NO_ADDRESS)
+    # it stays an in-app notification and is not looked at again
+    assert deliver_pending(ward.session, sender, now=NOW, address_of=address) == 0
+
+
+@pytest.mark.db
+def test_by_default_the_users_email_is_the_address(ward: Ward) -> None:
+    _alert_task_1(ward)
+    ward.user("vhxh.canbo").email = None  # no address recorded
+    sender = Recorder()
+    assert deliver_pending(ward.session, sender, now=NOW) == 3
+    assert demo_email("vhxh.canbo") not in [r for r, _, _ in sender.sent]
 
 
 @pytest.mark.db
