@@ -429,16 +429,20 @@ TAGS = (
 _TASKS, _EVID, _CONTRIB = ["instances"], ["evidence"], ["contributions"]
 _NOTE, _AUDIT, _SELF = ["notifications"], ["audit"], ["session"]
 _OVER = ["oversight"]
-_YEAR = {
+_YEAR_SCHEMA: Schema = {"type": "integer", "minimum": 2000, "maximum": 2100}
+_YEAR: Schema = {
     "name": "year",
     "in": "query",
     "required": True,
-    "schema": {"type": "integer", "minimum": 2000, "maximum": 2100},
+    "schema": _YEAR_SCHEMA,
     "description": "The plan's year, e.g. 2026.",
 }
 # Evaluation figures, coverage, draws and inspections: documented field by field in
 # docs/evaluation.md; objects here, so that new figures do not break clients.
 _FIGURES = {"type": "object", "description": "See docs/evaluation.md."}
+_RECORD = _path_id("record_id", "self-inspection")
+_INSPECTION = _path_id("inspection_id", "inspection")
+_VERSION = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_ID}
 
 _ANSWER_FIELDS: dict[str, Schema] = {
     "provide": {"type": "boolean", "description": "true: provide; false: decline."},
@@ -770,7 +774,7 @@ def _paths() -> dict[str, Any]:
                 body=_json(
                     _closed(
                         {
-                            "year": {"type": "integer", "minimum": 2000, "maximum": 2100},
+                            "year": _YEAR_SCHEMA,
                             "fraction": {**_text(16), "description": 'e.g. "0.2"'},
                             "seed": {
                                 **_text(500),
@@ -807,6 +811,162 @@ def _paths() -> dict[str, Any]:
                         "description": "The draw's audit entry.",
                     }
                 ],
+            )
+        },
+        "/self-inspections/open": {
+            "post": _operation(
+                "open_self_inspections",
+                "Open the year's self-inspection of every unit in scope, pre-filled from the "
+                "evaluation (VHXH's head or approver, the ward leader).",
+                _responses(
+                    201, _FIGURES, "Created and already open units.", 400, 403, 404, 415, 422
+                ),
+                tags=_OVER,
+                body=_json(_closed({"year": _YEAR_SCHEMA}, ["year"])),
+            )
+        },
+        "/self-inspections/{record_id}": {
+            "get": _operation(
+                "self_inspection",
+                "One self-inspection with its pre-filled evaluation and answers.",
+                _responses(200, _FIGURES, "The record.", 400, 403, 404),
+                tags=_OVER,
+                parameters=[_RECORD],
+            )
+        },
+        "/self-inspections/{record_id}/answers": {
+            "post": _operation(
+                "fill_self_inspection",
+                "Save answers for some criteria (members of the unit, while in draft or returned).",
+                _responses(200, _FIGURES, "Saved.", 400, 403, 404, 409, 415, 422),
+                tags=_OVER,
+                parameters=[_RECORD],
+                body=_json(
+                    _closed(
+                        {
+                            "answers": {
+                                "type": "object",
+                                "description": "criterion code → {self_score, evidence: "
+                                "[{document, location}], explanation, shortcomings, "
+                                "corrective_actions}",
+                            },
+                            "expected_version": _VERSION,
+                        },
+                        ["answers"],
+                    )
+                ),
+            )
+        },
+        "/self-inspections/{record_id}/submit": {
+            "post": _operation(
+                "submit_self_inspection",
+                "The unit head submits the self-inspection.",
+                _responses(200, _FIGURES, "Submitted.", 400, 403, 404, 409, 415, 422),
+                tags=_OVER,
+                parameters=[_RECORD],
+                body=_json(_closed({"expected_version": _VERSION})),
+            )
+        },
+        "/self-inspections/{record_id}/decision": {
+            "post": _operation(
+                "decide_self_inspection",
+                "Acknowledge, or return with a reason (VHXH's approver; the ward leader for VHXH).",
+                _responses(200, _FIGURES, "Decided.", 400, 403, 404, 409, 415, 422),
+                tags=_OVER,
+                parameters=[_RECORD],
+                body=_json(
+                    _closed(
+                        {
+                            "acknowledge": {"type": "boolean"},
+                            "reason": _text(),
+                            "expected_version": _VERSION,
+                        },
+                        ["acknowledge"],
+                    )
+                ),
+            )
+        },
+        "/years/{year}/close": {
+            "post": _operation(
+                "close_year",
+                "Close the reform year: refused until every self-inspection is acknowledged.",
+                _responses(200, _FIGURES, "Closed.", 400, 403, 404, 409, 422),
+                tags=_OVER,
+                parameters=[{**_YEAR, "in": "path"}],
+            )
+        },
+        "/inspections/{inspection_id}/plan": {
+            "post": _operation(
+                "plan_inspection",
+                "Set an inspection's plan, team and date.",
+                _responses(200, _FIGURES, "Planned.", 400, 403, 404, 409, 415, 422),
+                tags=_OVER,
+                parameters=[_INSPECTION],
+                body=_json(
+                    _closed(
+                        {
+                            "plan": _string(TEXT_MAX),
+                            "team": {"type": "array", "items": _string(255)},
+                            "scheduled_on": _date(),
+                            "expected_version": _VERSION,
+                        },
+                        ["plan"],
+                    )
+                ),
+            )
+        },
+        "/inspections/{inspection_id}/findings": {
+            "post": _operation(
+                "inspection_findings",
+                "Record an inspection's findings.",
+                _responses(200, _FIGURES, "Recorded.", 400, 403, 404, 409, 415, 422),
+                tags=_OVER,
+                parameters=[_INSPECTION],
+                body=_json(
+                    _closed(
+                        {"findings": _string(TEXT_MAX), "expected_version": _VERSION},
+                        ["findings"],
+                    )
+                ),
+            )
+        },
+        "/inspections/{inspection_id}/conclusion": {
+            "post": _operation(
+                "conclude_inspection",
+                "The ward leader issues the conclusion notice; corrective actions become tasks.",
+                _responses(200, _FIGURES, "Concluded.", 400, 403, 404, 409, 415, 422),
+                tags=_OVER,
+                parameters=[_INSPECTION],
+                body=_json(
+                    _closed(
+                        {
+                            "number": _string(64),
+                            "conclusion": _string(TEXT_MAX),
+                            "corrective": {
+                                "type": "array",
+                                "items": _closed(
+                                    {
+                                        "description": _string(TEXT_MAX),
+                                        "due": {"type": "string", "format": "date"},
+                                    },
+                                    ["description", "due"],
+                                ),
+                            },
+                            "expected_version": _VERSION,
+                        },
+                        ["number", "conclusion"],
+                    )
+                ),
+            )
+        },
+        "/inspections/{inspection_id}/close": {
+            "post": _operation(
+                "close_inspection",
+                "Close an inspection once its corrective tasks are accepted.",
+                _responses(200, _FIGURES, "Closed.", 400, 403, 404, 409, 415, 422),
+                tags=_OVER,
+                parameters=[_INSPECTION],
+                body=_json(_closed({"expected_version": _VERSION})),
             )
         },
         "/tokens": {

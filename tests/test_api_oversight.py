@@ -82,3 +82,84 @@ def test_coverage_draw_and_replay(web: Flask) -> None:  # noqa: F811
     listed = client.get(f"{API}/inspections?year=2026", headers=approver).get_json()
     assert [d["audit_seq"] for d in listed["draws"]] == [draw["audit_seq"]]
     assert sorted(i["unit"] for i in listed["items"]) == sorted(draw["selected"])
+
+
+@pytest.mark.db
+def test_the_self_inspection_round_and_an_inspection_through_the_api(web: Flask) -> None:  # noqa: F811
+    client = web.test_client()
+    approver, leader = bearer(web, "vhxh.truong"), bearer(web, "lanhdao")
+    member, head = bearer(web, "vp.canbo"), bearer(web, "vp.truong")
+    refused = client.post(f"{API}/self-inspections/open", json={"year": 2026}, headers=member)
+    assert refused.status_code == 403
+    opened = client.post(f"{API}/self-inspections/open", json={"year": 2026}, headers=approver)
+    assert opened.status_code == 201 and sorted(opened.get_json()["created"]) == IN_SCOPE
+    records = client.get(f"{API}/self-inspections?year=2026", headers=approver).get_json()
+    rid = next(r["id"] for r in records["records"] if r["unit"] == "VP")
+
+    shown = client.get(f"{API}/self-inspections/{rid}", headers=member)  # its own unit's
+    assert shown.status_code == 200 and shown.get_json()["prefill"]["figures"]["led"] > 0
+    other = client.get(f"{API}/self-inspections/{rid}", headers=bearer(web, "kthtdt.canbo"))
+    assert other.status_code == 404
+
+    bad = client.post(
+        f"{API}/self-inspections/{rid}/answers", json={"answers": {"x": 1}}, headers=member
+    )
+    assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "invalid_answer"
+    answers = {
+        c.code: {"self_score": "0", "explanation": "Chưa có tài liệu."}
+        for c in load_rubric().criteria
+    }
+    filled = client.post(
+        f"{API}/self-inspections/{rid}/answers", json={"answers": answers}, headers=member
+    )
+    assert filled.status_code == 200, filled.get_json()
+    version = filled.get_json()["version"]
+    stale = client.post(
+        f"{API}/self-inspections/{rid}/submit", json={"expected_version": version - 1}, headers=head
+    )
+    assert stale.status_code == 409
+    submitted = client.post(
+        f"{API}/self-inspections/{rid}/submit", json={"expected_version": version}, headers=head
+    )
+    assert submitted.status_code == 200 and submitted.get_json()["state"] == "submitted"
+    decided = client.post(
+        f"{API}/self-inspections/{rid}/decision", json={"acknowledge": True}, headers=approver
+    )
+    assert decided.get_json()["state"] == "acknowledged"
+    closing = client.post(f"{API}/years/2026/close", headers=leader)
+    assert closing.status_code == 422
+    assert closing.get_json()["error"]["code"] == "coverage_incomplete"
+
+    client.post(
+        f"{API}/inspections/sample",
+        json={"year": 2026, "seed": "s", "include": ["VP"]},
+        headers=approver,
+    )
+    listed = client.get(f"{API}/inspections?year=2026", headers=approver).get_json()
+    iid = next(i["id"] for i in listed["items"] if i["unit"] == "VP")
+    reviewer = bearer(web, "vhxh.thamdinh1")
+    planned = client.post(
+        f"{API}/inspections/{iid}/plan",
+        json={"plan": "Kiểm tra hồ sơ", "team": ["A", "B"]},
+        headers=reviewer,
+    )
+    assert planned.status_code == 200 and planned.get_json()["team"] == ["A", "B"]
+    found = client.post(
+        f"{API}/inspections/{iid}/findings", json={"findings": "Chậm"}, headers=reviewer
+    )
+    assert found.get_json()["state"] == "findings_recorded"
+    body = {
+        "number": "15/TB-UBND",
+        "conclusion": "Khắc phục",
+        "corrective": [{"description": "Hoàn thiện hồ sơ", "due": "2099-12-20"}],
+    }
+    assert (
+        client.post(f"{API}/inspections/{iid}/conclusion", json=body, headers=approver).status_code
+        == 403
+    )
+    concluded = client.post(f"{API}/inspections/{iid}/conclusion", json=body, headers=leader)
+    assert concluded.status_code == 200, concluded.get_json()
+    (action,) = concluded.get_json()["corrective_actions"]
+    assert (action["task_number"], action["state"]) == (1001, "assigned")
+    still_open = client.post(f"{API}/inspections/{iid}/close", json={}, headers=approver)
+    assert still_open.get_json()["error"]["code"] == "corrective_open"

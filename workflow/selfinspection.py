@@ -327,6 +327,12 @@ def fill_self_inspection(
         raise DomainError(
             "invalid_transition", f"Phiếu đang ở trạng thái “{label}”: không sửa được nữa."
         )
+    if not isinstance(answers, Mapping) or not all(
+        isinstance(code, str) and isinstance(raw, Mapping) for code, raw in answers.items()
+    ):
+        raise DomainError(
+            "invalid_answer", "Nội dung trả lời phải là một bảng: mã tiêu chí → các trường."
+        )
     cleaned = {code: _clean_answer(rubric, code, raw) for code, raw in answers.items()}
     if not cleaned:
         raise DomainError("invalid_answer", "Không có nội dung nào để lưu.")
