@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -16,7 +17,7 @@ from workflow import sampling
 from workflow.evaluation import evaluate
 from workflow.models import Organization
 
-from .test_api import API, bearer, web  # noqa: F401 - the fixture is used by name
+from .test_api import API, bearer, other_ward_user, refused, web  # noqa: F401 - fixture by name
 
 IN_SCOPE = ["KTHTDT", "TTDVSNC", "TTPVHCC", "VHXH", "VP"]
 
@@ -163,3 +164,121 @@ def test_the_self_inspection_round_and_an_inspection_through_the_api(web: Flask)
     assert (action["task_number"], action["state"]) == (1001, "assigned")
     still_open = client.post(f"{API}/inspections/{iid}/close", json={}, headers=approver)
     assert still_open.get_json()["error"]["code"] == "corrective_open"
+
+
+# --- who may call what --------------------------------------------------------------------
+
+WARD = (
+    "vp.canbo",
+    "vp.truong",
+    "yte.canbo",
+    "kthtdt.truong",
+    "vhxh.thamdinh1",
+    "vhxh.truong",
+    "lanhdao",
+    "kiemtoan",
+    "quantri",
+)
+OUTSIDER = "lc.vp.truong"  # head of VP in another ward
+READERS = {"vp.truong", "kthtdt.truong", "vhxh.thamdinh1", "vhxh.truong", "lanhdao", "kiemtoan"}
+
+
+@pytest.mark.db
+def test_every_oversight_endpoint_by_every_role(web: Flask) -> None:  # noqa: F811
+    """Everyone not allowed is refused (403, or 404 for what is not theirs to see) in the one
+    error shape, and the audit log does not move; someone allowed succeeds."""
+    other_ward_user(web, OUTSIDER, "VP", ("member", "head"))
+    client = web.test_client()
+    token = {name: bearer(web, name) for name in (*WARD, OUTSIDER)}
+
+    def log_size() -> int:
+        page = client.get(f"{API}/audit/entries?per_page=1", headers=token["kiemtoan"])
+        return int(page.get_json()["total"])
+
+    def check(call: Any, allowed: set[str], succeed_as: str | None = None, ok: int = 200) -> Any:
+        before = log_size()
+        for name in (*WARD, OUTSIDER):
+            if name in allowed:
+                continue
+            response = call(token[name])
+            assert response.status_code in (403, 404), (name, response.get_json())
+            refused(response, response.status_code, response.get_json()["error"]["code"])
+        assert log_size() == before
+        if succeed_as is None:
+            return None
+        response = call(token[succeed_as])
+        assert response.status_code == ok, (succeed_as, response.get_json())
+        return response.get_json()
+
+    for path in ("/evaluation?year=2026", "/self-inspections?year=2026", "/inspections?year=2026"):
+        check(lambda h, p=path: client.get(f"{API}{p}", headers=h), READERS | {OUTSIDER})
+        for name in READERS:
+            assert client.get(f"{API}{path}", headers=token[name]).status_code == 200
+    # the outsider reads their own ward, which has no plan: nothing of this ward shows
+    assert client.get(f"{API}/evaluation?year=2026", headers=token[OUTSIDER]).status_code == 404
+
+    deciders = {"vhxh.truong", "lanhdao"}
+    check(
+        lambda h: client.post(f"{API}/self-inspections/open", json={"year": 2026}, headers=h),
+        deciders,
+        succeed_as="vhxh.truong",
+        ok=201,
+    )
+    rid = next(
+        r["id"]
+        for r in client.get(
+            f"{API}/self-inspections?year=2026", headers=token["lanhdao"]
+        ).get_json()["records"]
+        if r["unit"] == "VP"
+    )
+    check(
+        lambda h: client.get(f"{API}/self-inspections/{rid}", headers=h),
+        READERS | {"vp.canbo"},
+    )
+    answers = {
+        c.code: {"self_score": "0", "explanation": "Chưa có."} for c in load_rubric().criteria
+    }
+    check(
+        lambda h: client.post(
+            f"{API}/self-inspections/{rid}/answers", json={"answers": answers}, headers=h
+        ),
+        {"vp.canbo", "vp.truong"},
+        succeed_as="vp.canbo",
+    )
+    check(
+        lambda h: client.post(f"{API}/self-inspections/{rid}/submit", json={}, headers=h),
+        {"vp.truong"},
+        succeed_as="vp.truong",
+    )
+    check(
+        lambda h: client.post(
+            f"{API}/self-inspections/{rid}/decision", json={"acknowledge": True}, headers=h
+        ),
+        {"vhxh.truong"},
+        succeed_as="vhxh.truong",
+    )
+    drawn = check(
+        lambda h: client.post(
+            f"{API}/inspections/sample",
+            json={"year": 2026, "seed": "s", "include": ["VP"]},
+            headers=h,
+        ),
+        deciders,
+        succeed_as="lanhdao",
+        ok=201,
+    )
+    assert drawn["selected"][0] == "VP"
+    iid = next(
+        i["id"]
+        for i in client.get(f"{API}/inspections?year=2026", headers=token["lanhdao"]).get_json()[
+            "items"
+        ]
+        if i["unit"] == "VP"
+    )
+    check(
+        lambda h: client.post(
+            f"{API}/inspections/{iid}/plan", json={"plan": "Kế hoạch", "team": ["A"]}, headers=h
+        ),
+        {"vhxh.thamdinh1", "vhxh.truong", "lanhdao"},
+        succeed_as="vhxh.thamdinh1",
+    )
