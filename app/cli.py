@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,7 +52,7 @@ from workflow.deadlines import tick
 from workflow.delivery import deliver_pending
 from workflow.engine import Engine
 from workflow.errors import DomainError
-from workflow.evidence import LocalEvidenceStore
+from workflow.evidence import LocalEvidenceStore, collect_unreferenced
 from workflow.migrate import upgrade
 from workflow.models import Organization, Plan, Unit, User
 from workflow.planning import units_by_code
@@ -673,6 +673,51 @@ def evidence_add(
     except DomainError as exc:
         fail(exc.code, exc.message)
     emit(out, as_json, lambda d: f"Đã thêm tài liệu #{d['id']} ({d['sha256']}).")
+
+
+@evidence_group.command("gc")
+@click.option(
+    "--delete", is_flag=True, help="Remove the unreferenced files (default: only list them)."
+)
+@click.option(
+    "--min-age-hours",
+    type=int,
+    default=24,
+    show_default=True,
+    help="Leave younger files alone: an upload may still be in flight.",
+)
+@json_option
+@pass_runtime
+def evidence_gc(rt: Runtime, delete: bool, min_age_hours: int, as_json: bool) -> None:
+    """Find evidence files no record points at (left by uploads whose change rolled back)."""
+    if min_age_hours < 1:
+        fail("invalid_parameter", "--min-age-hours phải từ 1 trở lên.")
+    with rt.session() as session:
+        found = collect_unreferenced(
+            session,
+            rt.settings.evidence_dir,
+            now=rt.clock.now(),
+            min_age=timedelta(hours=min_age_hours),
+            delete=delete,
+        )
+    data = {
+        "unreferenced": [
+            {"sha256": b.sha256, "size": b.size, "modified": b.modified.isoformat()}
+            for b in found.unreferenced
+        ],
+        "too_recent": found.too_recent,
+        "removed": found.removed,
+        "removed_bytes": found.removed_bytes,
+    }
+
+    def text(d: dict[str, Any]) -> str:
+        verb = "đã xóa" if delete else "có thể xóa (chạy lại với --delete)"
+        return (
+            f"{len(d['unreferenced'])} tệp không còn hồ sơ nào trỏ tới, {verb}; "
+            f"{d['too_recent']} tệp mới hơn {min_age_hours} giờ được giữ lại."
+        )
+
+    emit(data, as_json, text)
 
 
 @evidence_group.command("withdraw")

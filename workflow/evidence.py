@@ -4,16 +4,24 @@ file types, recognised from the content, never from the name."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import unicodedata
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from audit.schema import audit_entry
 from workflow.errors import DomainError
+from workflow.models import Evidence, KpiMeasurement
 
 
 @dataclass(frozen=True)
@@ -118,3 +126,83 @@ def _sniff_zip(data: bytes) -> tuple[str, str]:
     except zipfile.BadZipFile as exc:
         raise DomainError("file_damaged", "Tệp nén bị hỏng, không mở được.") from exc
     return "zip", "application/zip"
+
+
+# --- collecting unreferenced blobs ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    sha256: str
+    size: int
+    modified: datetime
+
+
+def stored_files(root: Path) -> Iterator[StoredFile]:
+    """Every blob under a LocalEvidenceStore root (files being written are skipped)."""
+    for path in sorted(root.glob("??/??/*")):
+        name = path.name
+        if len(name) != 64 or any(c not in "0123456789abcdef" for c in name):
+            continue
+        stat = path.stat()
+        yield StoredFile(name, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+
+def _hashes_in(value: Any, found: set[str]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "sha256" and isinstance(item, str) and len(item) == 64:
+                found.add(item)
+            else:
+                _hashes_in(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _hashes_in(item, found)
+
+
+def referenced_blobs(session: Session) -> set[str]:
+    """Every file any record points at: evidence rows, KPI measurements, and every SHA-256
+    named in any audit entry (evidence, contributions, measurements, generated reports)."""
+    found = set(session.scalars(select(Evidence.sha256)))
+    found |= set(session.scalars(select(KpiMeasurement.evidence_sha256)))
+    bodies = session.execute(select(audit_entry.c.body).execution_options(yield_per=2000))
+    for (body,) in bodies:
+        _hashes_in(json.loads(bytes(body)), found)
+    return found
+
+
+@dataclass
+class Collection:
+    """What a garbage collection found (and removed, unless it was a dry run)."""
+
+    unreferenced: list[StoredFile] = field(default_factory=list)
+    too_recent: int = 0  # unreferenced, but younger than the minimum age: maybe in flight
+    removed: int = 0
+    removed_bytes: int = 0
+
+
+def collect_unreferenced(
+    session: Session,
+    root: Path,
+    *,
+    now: datetime,
+    min_age: timedelta,
+    delete: bool = False,
+) -> Collection:
+    """Find the blobs no record points at (left behind by an upload whose transaction rolled
+    back) and older than `min_age`, so that an upload still in flight is never touched;
+    remove them when `delete`. Reads the references first, then the files."""
+    references = referenced_blobs(session)
+    result = Collection()
+    for blob in stored_files(root):
+        if blob.sha256 in references:
+            continue
+        if now - blob.modified < min_age:
+            result.too_recent += 1
+            continue
+        result.unreferenced.append(blob)
+        if delete:
+            (root / blob.sha256[:2] / blob.sha256[2:4] / blob.sha256).unlink(missing_ok=True)
+            result.removed += 1
+            result.removed_bytes += blob.size
+    return result
