@@ -17,6 +17,7 @@ from workflow.clock import WARD_TZ
 from workflow.deadlines import DEADLINE_STATUS_LABELS
 from workflow.engine import Engine
 from workflow.models import Organization
+from workflow.periodic import report_deadlines
 from workflow.queries import mark_read, notifications_for, unread_count
 from workflow.reports import current_plan, period_labels, plan_definition, work_list
 from workflow.states import REMARK_KIND_LABELS, TASK_STATE_LABELS, RemarkKind, TaskState
@@ -110,6 +111,20 @@ def index() -> Any:
         number=number,
     )
     counts = Counter(row.status for row in rows)
+    # The periodic reports are the work of the unit they go through (VHXH): their deadlines
+    # stand with that unit's task deadlines.
+    via = definition.reporting.via if definition is not None else None
+    reports_due = (
+        [
+            r
+            for r in report_deadlines(
+                session, org, definition, today=ward_today(), calendar=working_calendar()
+            )
+            if not r.generated
+        ]
+        if definition is not None and unit_filter in (None, via)
+        else []
+    )
     return render_template(
         "index.html",
         rows=rows,
@@ -122,6 +137,7 @@ def index() -> Any:
         chosen=chosen,
         number=number,
         counts=counts,
+        reports_due=reports_due,
     )
 
 

@@ -206,6 +206,12 @@ def test_the_work_list_is_coloured_and_filtered(
     for label in ("Lĩnh vực", "Kỳ", "Trạng thái", "Tình trạng thời hạn", "Đã nộp sản phẩm"):
         assert label in page
     assert "04/03/2026" in page  # dates dd/mm/yyyy
+    assert "Báo cáo định kỳ chưa lập" not in page  # the reports are VHXH's work
+
+    vhxh = _get(_login(web, "vhxh.canbo"), "/")
+    reports = vhxh[vhxh.index("Báo cáo định kỳ chưa lập") :]
+    assert re.search(r"Quý I/2026</td><td>04/03/2026</td><td>Quá hạn</td>", reports)
+    assert re.search(r"Năm 2026</td><td>04/12/2026</td><td>Trong hạn</td>", reports)
 
     section = _get(member, "/?section=II")
     assert len(_rows(section)) == 7
