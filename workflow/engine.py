@@ -150,11 +150,25 @@ class Engine:
         return instance
 
     def work(self, instance: TaskInstance) -> Work:
-        contributors = self.session.scalars(
-            select(Evidence.uploader_id)
-            .where(Evidence.instance_id == instance.id, Evidence.withdrawn_at.is_(None))
-            .distinct()
-        ).all()
+        # Who gave something to the submission: a file, or a written explanation (giải trình)
+        # for a missing product.
+        contributors = set(
+            self.session.scalars(
+                select(Evidence.uploader_id)
+                .where(Evidence.instance_id == instance.id, Evidence.withdrawn_at.is_(None))
+                .distinct()
+            )
+        )
+        contributors |= set(
+            self.session.scalars(
+                select(Remark.author_id)
+                .where(
+                    Remark.instance_id == instance.id,
+                    Remark.kind == RemarkKind.EXPLANATION.value,
+                )
+                .distinct()
+            )
+        )
         return Work(
             lead_unit=instance.unit.code,
             state=instance.state,
@@ -988,7 +1002,7 @@ _READ_SQL = (
     "SELECT "
     + ", ".join(f"ti.{c}" for c in _INSTANCE_COLUMNS)
     + ", u.code, u.organization_id, o.audit_origin, pt.number, pt.products, p.policy, "
-    "e.uploader_id, e.product, e.sha256, e.size{submission} "
+    "e.uploader_id, e.product, e.sha256, e.size, {explainers}{submission} "
     "FROM task_instance ti "
     "JOIN unit u ON u.id = ti.unit_id "
     "JOIN organization o ON o.id = u.organization_id "
@@ -1115,6 +1129,7 @@ class _Row:
     evidence: list[tuple[int, str, str, int]]  # (uploader, product, sha256, size) by id
     explained: frozenset[Any]  # products explained in writing (read for a submission)
     outstanding: tuple[str, ...]  # units asked and not yet answered (for a submission)
+    explainers: frozenset[int] = frozenset()  # authors of written explanations
 
     @property
     def id(self) -> int:
@@ -1161,7 +1176,7 @@ class _Row:
             organization_id=self.organization_id,
             submitted_by=self.values[9],
             reviewed_by=self.values[10],
-            contributors=frozenset(e[0] for e in self.evidence),
+            contributors=frozenset(e[0] for e in self.evidence) | self.explainers,
         )
 
     def mapped_values(self) -> dict[str, Any]:
@@ -1176,9 +1191,19 @@ class _Row:
         return out
 
 
+# Who wrote an explanation (giải trình): they gave to the submission, as uploaders did.
+_EXPLAINERS = {
+    True: "ARRAY(SELECT DISTINCT x.author_id FROM remark x WHERE x.instance_id = ti.id "
+    "AND x.kind = 'explanation')",
+    False: "(SELECT json_group_array(DISTINCT x.author_id) FROM remark x "
+    "WHERE x.instance_id = ti.id AND x.kind = 'explanation')",
+}
+
+
 @functools.cache
 def _read_sql(pg: bool, submission: bool) -> str:
-    sql = _sql(_READ_SQL.replace("{submission}", _SUBMISSION_COLUMNS[pg] if submission else ""), pg)
+    sql = _READ_SQL.replace("{submission}", _SUBMISSION_COLUMNS[pg] if submission else "")
+    sql = _sql(sql.replace("{explainers}", _EXPLAINERS[pg]), pg)
     if pg:
         # PostgreSQL serialises writers on the row; SQLite already holds the write lock
         # (BEGIN IMMEDIATE).
@@ -1202,11 +1227,12 @@ def _read_instance(conn: Connection, instance_id: int, *, submission: bool = Fal
         for r in rows
         if r[_N + 6] is not None
     ]
+    explainers = frozenset(int(a) for a in _json(first[_N + 10]) or ())
     explained: frozenset[Any] = frozenset()
     outstanding: tuple[str, ...] = ()
     if submission:
-        explained = frozenset(_json(first[_N + 10]) or ())
-        outstanding = tuple(sorted(str(c) for c in _json(first[_N + 11]) or ()))
+        explained = frozenset(_json(first[_N + 11]) or ())
+        outstanding = tuple(sorted(str(c) for c in _json(first[_N + 12]) or ()))
     return _Row(
         tuple(first[:_N]),
         code,
@@ -1218,6 +1244,7 @@ def _read_instance(conn: Connection, instance_id: int, *, submission: bool = Fal
         evidence,
         explained,
         outstanding,
+        explainers,
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from workflow.accounts import create_user
-from workflow.models import TaskInstance, Unit, User
+from workflow.models import Evidence, TaskInstance, Unit, User
 from workflow.trail import SYSTEM, AuditTrail
 
 from ._helpers import refusal_code
@@ -79,6 +79,24 @@ def test_one_file_is_enough_to_count_as_giving_evidence(ward: Ward) -> None:
     )
     e.fire(inst.id, "submit", u("vhxh.truong"))
     refused(ward, inst, "review", u("vhxh.thamdinh1"), "self_review", **FINDINGS)
+
+
+@pytest.mark.db
+def test_a_reviewer_who_wrote_a_giai_trinh_does_not_review_it(ward: Ward) -> None:
+    """A written explanation for a missing product is part of the submission, as a file is."""
+    e, u = ward.engine, ward.user
+    inst = ward.instance(1, "VHXH")
+    e.fire(inst.id, "start", u("vhxh.canbo"))
+    ward.fill_evidence(inst, "vhxh.canbo")
+    product = ward.products(inst)[0]
+    for evidence in e.session.scalars(select(Evidence).where(Evidence.instance_id == inst.id)):
+        if evidence.product == product:
+            e.withdraw_evidence(evidence.id, u("vhxh.canbo"))
+    e.explain_missing(inst.id, u("vhxh.thamdinh1"), product=product, text="Chưa ban hành.")
+    e.fire(inst.id, "submit", u("vhxh.truong"))
+    refused(ward, inst, "review", u("vhxh.thamdinh1"), "self_review", **FINDINGS)
+    refused(ward, inst, "return_for_rework", u("vhxh.thamdinh1"), "self_review", reason="Thiếu")
+    assert e.fire(inst.id, "review", u("vhxh.thamdinh2"), **FINDINGS).after == "reviewed"
 
 
 @pytest.mark.db
