@@ -1,5 +1,6 @@
 """Load, check and write plan definition files: the plan, its tasks and its targets as data."""
 
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,14 @@ __all__ = [
 
 OutstandingContributions = Literal["block", "explain"]
 _OUTSTANDING: tuple[str, ...] = get_args(OutstandingContributions)
-_COMPARATORS = (">=", ">", "<=", "<", "=")
+# How a measured value is compared with a target: the plan's KPIs and the rubric's bands.
+COMPARATORS: dict[str, Callable[[Decimal, Decimal], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "=": operator.eq,
+}
 _DECIMAL = re.compile(r"-?\d+(\.\d+)?")
 _T = TypeVar("_T")
 
@@ -192,6 +200,10 @@ class Kpi:
     threshold: Decimal
     task: int | None
     source: str | None
+
+    def met(self, value: Decimal) -> bool:
+        """Whether a measured value meets the target."""
+        return COMPARATORS[self.comparator](value, self.threshold)
 
 
 @dataclass(frozen=True)
@@ -503,7 +515,7 @@ class _PlanReader:
             data = _mapping(item, keys, field="kpis")
             code = _text(data["code"], "kpis")
             comparator = data["comparator"]
-            if comparator not in _COMPARATORS:
+            if comparator not in COMPARATORS:
                 raise _Problem("kpis", f'{code}: phép so sánh "{comparator}" không hợp lệ')
             task = None if data["task"] is None else _integer(data["task"], "kpis")
             if task is not None and task not in task_numbers:

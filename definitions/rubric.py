@@ -7,25 +7,18 @@ machine and can be written into the audit log.
 
 from __future__ import annotations
 
-import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from definitions.loader import COMPARATORS
 from definitions.yamlio import read_yaml
 
 RATE_METRICS: tuple[str, ...] = ("completion_rate", "on_time_rate", "contributions_on_time_rate")
 COUNT_METRICS: tuple[str, ...] = ("open_overdue", "accepted_late", "returns")
 
-_COMPARATORS: dict[str, Callable[[Decimal, Decimal], bool]] = {
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-    "=": operator.eq,
-}
 _CONDITION = re.compile(r"^\s*(>=|<=|>|<|=)\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
@@ -45,7 +38,7 @@ class Band:
     points: Decimal
 
     def holds(self, value: Decimal) -> bool:
-        return _COMPARATORS[self.comparator](value, self.bound)
+        return COMPARATORS[self.comparator](value, self.bound)
 
     @property
     def condition(self) -> str:

@@ -394,23 +394,10 @@ def _kpi_results(
                 value=value,
                 measured_on=m.measured_on if m is not None else None,
                 evidence_sha256=m.evidence_sha256 if m is not None else None,
-                met=None if value is None else kpi_met(kpi.comparator, value, kpi.threshold),
+                met=None if value is None else kpi.met(value),
             )
         )
     return tuple(results)
-
-
-def kpi_met(comparator: str, value: Decimal, threshold: Decimal) -> bool:
-    checks = {
-        ">=": value >= threshold,
-        ">": value > threshold,
-        "<=": value <= threshold,
-        "<": value < threshold,
-        "=": value == threshold,
-    }
-    if comparator not in checks:
-        raise ValueError(f"unknown comparator {comparator!r}")
-    return checks[comparator]
 
 
 def _criterion_figures(
