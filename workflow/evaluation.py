@@ -22,7 +22,6 @@ computed at, so it can be recomputed and compared. Numbers are ints and Decimals
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
+from audit import merkle
 from audit.ledger import Ledger
 from audit.schema import audit_entry, audit_log
 from definitions.calendar import WorkingCalendar
@@ -62,7 +62,6 @@ from workflow.reports import percent, plan_definition
 from workflow.states import RequestState
 
 RETURN_ACTION = "task.return_for_rework"
-_EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 
 
 def end_of_day(day: date) -> datetime:
@@ -329,7 +328,7 @@ def plan_of_year(session: Session, org: Organization, year: int) -> Plan:
 def audit_point(session: Session, org: Organization) -> AuditPoint:
     ledger = Ledger(org.audit_origin)
     size = ledger.size(session)
-    root = ledger.root(session).hex() if size else _EMPTY_ROOT
+    root = (ledger.root(session) if size else merkle.EMPTY_ROOT).hex()
     return AuditPoint(org.audit_origin, size, root)
 
 

@@ -38,6 +38,7 @@ from workflow.models import (
     Unit,
     User,
 )
+from workflow.selfinspection import units_in_scope
 from workflow.states import Role, TaskState
 from workflow.trail import SYSTEM, AuditTrail
 
@@ -111,11 +112,7 @@ def _population(
     calendar: WorkingCalendar,
     rubric: Rubric,
 ) -> tuple[dict[str, int], dict[str, Any] | None]:
-    units = session.scalars(
-        select(Unit.code).where(
-            Unit.organization_id == org.id, Unit.self_inspects.is_(True), Unit.active.is_(True)
-        )
-    ).all()
+    units = [u.code for u in units_in_scope(session, org)]
     if weights == "uniform":
         return dict.fromkeys(units, 1), None
     evaluation = oversight.evaluation_for(session, org, year, today, calendar, rubric)

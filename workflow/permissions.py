@@ -56,9 +56,13 @@ def _not_permitted(message: str) -> DomainError:
     return DomainError("not_permitted", message)
 
 
+def decider_role_for(unit: str) -> Role:
+    """Nobody decides on their own unit's work: VHXH's own work goes to the ward leader."""
+    return Role.WARD_LEADER if unit == VHXH else Role.APPROVER
+
+
 def decider_role(work: Work) -> Role:
-    """Nobody decides on their own unit's work: VHXH's own tasks go to the ward leader."""
-    return Role.WARD_LEADER if work.lead_unit == VHXH else Role.APPROVER
+    return decider_role_for(work.lead_unit)
 
 
 def _can_decide(person: Person, work: Work) -> DomainError | None:
@@ -184,6 +188,12 @@ def answer_refusal(person: Person, asked_unit: str, organization_id: int) -> Dom
     return _not_permitted(f"Chỉ cán bộ của {asked_unit} được trả lời đề nghị phối hợp này.")
 
 
+def _vhxh_staff(person: Person) -> bool:
+    return person.unit == VHXH and (
+        person.has(Role.HEAD) or person.has(Role.APPROVER) or person.has(Role.REVIEWER)
+    )
+
+
 def plan_refusal(action: str, person: Person, organization_id: int) -> DomainError | None:
     """Why `person` may not take a plan-level action, or None when they may.
 
@@ -193,10 +203,7 @@ def plan_refusal(action: str, person: Person, organization_id: int) -> DomainErr
     if person.organization_id != organization_id:
         return _not_permitted("Kế hoạch này thuộc phường khác.")
     if action == "propose_amendment":
-        vhxh_staff = person.unit == VHXH and (
-            person.has(Role.HEAD) or person.has(Role.APPROVER) or person.has(Role.REVIEWER)
-        )
-        if vhxh_staff:
+        if _vhxh_staff(person):
             return None
         return _not_permitted("Chỉ Phòng Văn hóa - Xã hội được đề xuất điều chỉnh kế hoạch.")
     if action == "decide_amendment":
@@ -240,12 +247,6 @@ def area_refusal(area: str, person: Person) -> DomainError | None:
 
 
 # --- evaluation, self-inspection and inspection -------------------------------------------
-
-
-def _vhxh_staff(person: Person) -> bool:
-    return person.unit == VHXH and (
-        person.has(Role.HEAD) or person.has(Role.APPROVER) or person.has(Role.REVIEWER)
-    )
 
 
 def oversight_refusal(

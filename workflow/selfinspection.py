@@ -32,6 +32,7 @@ from workflow.clock import ward_date
 from workflow.errors import DomainError
 from workflow.evaluation import end_of_day
 from workflow.models import Organization, SelfInspection, Unit, User, YearClosure
+from workflow.permissions import decider_role_for
 from workflow.states import Role
 from workflow.trail import AuditTrail
 
@@ -165,7 +166,8 @@ def missing_answers(rubric: Rubric, answers: Mapping[str, Any]) -> list[str]:
 # --- the records ----------------------------------------------------------------------------
 
 
-def _in_scope(session: Session, org: Organization) -> list[Unit]:
+def units_in_scope(session: Session, org: Organization) -> list[Unit]:
+    """The ward's active units that self-inspect (and from which inspections are drawn)."""
     return list(
         session.scalars(
             select(Unit)
@@ -264,7 +266,7 @@ def open_self_inspections(
     person = oversight.checked("open_self_inspections", opener, org)
     _check_open_year(session, org, year)
     existing = {r.unit.code for r in self_inspections(session, org, year)}
-    units = [u for u in _in_scope(session, org) if u.code not in existing]
+    units = [u for u in units_in_scope(session, org) if u.code not in existing]
     if not units:
         return Opened(year, (), tuple(sorted(existing)))
     evaluation = oversight.evaluation_for(session, org, year, today, calendar, rubric)
@@ -432,7 +434,7 @@ def decide_self_inspection(
     record.return_reason = None if acknowledge else note
     record.updated_at = now
     oversight.flush(session, "Phiếu tự kiểm tra")
-    role = Role.WARD_LEADER.value if record.unit.code == "VHXH" else Role.APPROVER.value
+    role = decider_role_for(record.unit.code).value
     trail.record(
         session,
         org,
@@ -500,7 +502,7 @@ def coverage(
     """Who of the units in scope submitted and was acknowledged: now, or at the end of
     `as_of` (each record's state then is read from the audit log, as a report of a past date
     needs)."""
-    scope = tuple(u.code for u in _in_scope(session, org))
+    scope = tuple(u.code for u in units_in_scope(session, org))
     records = self_inspections(session, org, year)
     closure = _closed(session, org, year)
     closed_at = closure.closed_at if closure else None
