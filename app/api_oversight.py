@@ -67,32 +67,6 @@ def _draw_json(draw: InspectionDraw) -> dict[str, Any]:
     }
 
 
-def _inspection_json(record: Inspection) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "unit": record.unit.code,
-        "year": record.year,
-        "state": record.state,
-        "version": record.version,
-        "plan": record.plan_text,
-        "team": list(record.team),
-        "scheduled_on": record.scheduled_on.isoformat() if record.scheduled_on else None,
-        "findings": record.findings,
-        "conclusion_number": record.conclusion_number,
-        "conclusion": record.conclusion_text,
-        "corrective_actions": [
-            {
-                "instance": a.instance_id,
-                "task_number": a.instance.plan_task.number,
-                "description": a.description,
-                "state": a.instance.state,
-                "due": a.instance.due_date.isoformat() if a.instance.due_date else None,
-            }
-            for a in record.corrective_actions
-        ],
-    }
-
-
 @bp.get("/evaluation")
 def evaluation() -> Response:
     _user, org = _reader()
@@ -118,14 +92,7 @@ def self_inspections() -> Response:
     session = db_session()
     cover = selfinspection.coverage(session, org, year).as_json()
     records = [
-        {
-            "id": r.id,
-            "unit": r.unit.code,
-            "state": r.state,
-            "round": r.round,
-            "version": r.version,
-            "return_reason": r.return_reason,
-        }
+        selfinspection.record_as_dict(r)
         for r in selfinspection.self_inspections(session, org, year)
     ]
     return json_response({"coverage": cover, "records": records})
@@ -139,7 +106,7 @@ def inspections() -> Response:
     return json_response(
         {
             "draws": [_draw_json(d) for d in insp.draws(session, org, year)],
-            "items": [_inspection_json(r) for r in insp.inspections(session, org, year)],
+            "items": [insp.inspection_as_dict(r) for r in insp.inspections(session, org, year)],
         }
     )
 
@@ -193,22 +160,6 @@ def _org_of(user: User) -> Organization:
     return db_session().get_one(Organization, user.organization_id)
 
 
-def _record_json(record: SelfInspection, *, full: bool = False) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": record.id,
-        "unit": record.unit.code,
-        "year": record.year,
-        "state": record.state,
-        "round": record.round,
-        "version": record.version,
-        "return_reason": record.return_reason,
-    }
-    if full:
-        data["prefill"] = record.prefill
-        data["answers"] = record.answers
-    return data
-
-
 def _self_inspection(user: User, record_id: int) -> SelfInspection:
     """The record, if the caller may read it: the oversight area, or a member of its unit."""
     session = db_session()
@@ -248,7 +199,9 @@ def open_self_inspections() -> Response:
 
 @bp.get(f"/self-inspections/<{ID}:record_id>")
 def self_inspection(record_id: int) -> Response:
-    return json_response(_record_json(_self_inspection(caller(), record_id), full=True))
+    return json_response(
+        selfinspection.record_as_dict(_self_inspection(caller(), record_id), full=True)
+    )
 
 
 @bp.post(f"/self-inspections/<{ID}:record_id>/answers")
@@ -272,7 +225,7 @@ def fill_self_inspection(record_id: int) -> Response:
         expected_version=body.integer("expected_version"),
     )
     session.commit()
-    return json_response(_record_json(record))
+    return json_response(selfinspection.record_as_dict(record))
 
 
 @bp.post(f"/self-inspections/<{ID}:record_id>/submit")
@@ -292,7 +245,7 @@ def submit_self_inspection(record_id: int) -> Response:
         expected_version=body.integer("expected_version"),
     )
     session.commit()
-    return json_response(_record_json(record))
+    return json_response(selfinspection.record_as_dict(record))
 
 
 @bp.post(f"/self-inspections/<{ID}:record_id>/decision")
@@ -313,7 +266,7 @@ def decide_self_inspection(record_id: int) -> Response:
         expected_version=body.integer("expected_version"),
     )
     session.commit()
-    return json_response(_record_json(record))
+    return json_response(selfinspection.record_as_dict(record))
 
 
 @bp.post("/years/<int(min=2000, max=2100):year>/close")
@@ -337,7 +290,7 @@ def _inspection_step(change: Callable[[Session, Organization, User], Inspection]
     session = db_session()
     record = change(session, _org_of(user), user)
     session.commit()
-    return json_response(_inspection_json(record))
+    return json_response(insp.inspection_as_dict(record))
 
 
 @bp.post(f"/inspections/<{ID}:inspection_id>/plan")

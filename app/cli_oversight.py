@@ -31,7 +31,6 @@ from workflow.clock import ward_date
 from workflow.errors import DomainError
 from workflow.evaluation import evaluate
 from workflow.evidence import LocalEvidenceStore
-from workflow.models import Inspection, SelfInspection
 from workflow.oversight import year_end
 
 year_option = click.option("--year", type=int, required=True, help="The plan's year, e.g. 2026.")
@@ -211,23 +210,6 @@ def self_inspection_group() -> None:
     """The annual self-inspection (tự kiểm tra) of every unit in scope."""
 
 
-def _record_json(record: SelfInspection, *, full: bool = False) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": record.id,
-        "unit": record.unit.code,
-        "year": record.year,
-        "state": record.state,
-        "state_label": selfinspection.SELF_INSPECTION_STATE_LABELS[record.state],
-        "round": record.round,
-        "version": record.version,
-        "return_reason": record.return_reason,
-    }
-    if full:
-        data["prefill"] = record.prefill
-        data["answers"] = record.answers
-    return data
-
-
 @self_inspection_group.command("open")
 @year_option
 @as_option
@@ -276,7 +258,8 @@ def si_status(rt: Runtime, year: int, org_slug: str | None, as_json: bool) -> No
         cover = selfinspection.coverage(session, org, year)
         data = cover.as_json()
         data["records"] = [
-            _record_json(r) for r in selfinspection.self_inspections(session, org, year)
+            selfinspection.record_as_dict(r)
+            for r in selfinspection.self_inspections(session, org, year)
         ]
     emit(data, as_json, _status_text)
 
@@ -302,7 +285,7 @@ def si_show(rt: Runtime, record_id: int, org_slug: str | None, as_json: bool) ->
     try:
         with rt.session() as session:
             org = rt.organization(session, org_slug)
-            data = _record_json(
+            data = selfinspection.record_as_dict(
                 selfinspection.load_self_inspection(session, org, record_id), full=True
             )
     except DomainError as exc:
@@ -474,7 +457,7 @@ def _si_step(rt: Runtime, org_slug: str | None, as_json: bool, step: Any, userna
     try:
         with rt.session() as session:
             org = rt.organization(session, org_slug)
-            data = _record_json(step(session, org, _as_user(session, username)))
+            data = selfinspection.record_as_dict(step(session, org, _as_user(session, username)))
     except DomainError as exc:
         fail(exc.code, exc.message)
     emit(data, as_json, lambda d: f"{d['unit']}: {d['state_label']}")
@@ -614,32 +597,6 @@ def _replay_text(d: dict[str, Any]) -> str:
     )
 
 
-def _inspection_json(record: Inspection) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "unit": record.unit.code,
-        "year": record.year,
-        "state": record.state,
-        "state_label": insp.INSPECTION_STATE_LABELS[record.state],
-        "version": record.version,
-        "plan": record.plan_text,
-        "team": record.team,
-        "scheduled_on": record.scheduled_on.isoformat() if record.scheduled_on else None,
-        "findings": record.findings,
-        "conclusion_number": record.conclusion_number,
-        "conclusion": record.conclusion_text,
-        "corrective_actions": [
-            {
-                "instance": a.instance_id,
-                "description": a.description,
-                "state": a.instance.state,
-                "due": a.instance.due_date.isoformat() if a.instance.due_date else None,
-            }
-            for a in record.corrective_actions
-        ],
-    }
-
-
 @inspection_group.command("list")
 @click.option("--year", type=int, default=None)
 @org_option
@@ -649,7 +606,7 @@ def inspection_list(rt: Runtime, year: int | None, org_slug: str | None, as_json
     """The inspections, with their state and corrective actions."""
     with rt.session() as session:
         org = rt.organization(session, org_slug)
-        rows = [_inspection_json(r) for r in insp.inspections(session, org, year)]
+        rows = [insp.inspection_as_dict(r) for r in insp.inspections(session, org, year)]
     emit(
         rows,
         as_json,
@@ -666,7 +623,7 @@ def _inspection_step(
     try:
         with rt.session() as session:
             org = rt.organization(session, org_slug)
-            data = _inspection_json(step(session, org, _as_user(session, username)))
+            data = insp.inspection_as_dict(step(session, org, _as_user(session, username)))
     except DomainError as exc:
         fail(exc.code, exc.message)
     emit(data, as_json, lambda d: f"Kiểm tra {d['unit']} ({d['year']}): {d['state_label']}")

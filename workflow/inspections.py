@@ -291,6 +291,34 @@ def replay(session: Session, org: Organization, seq: int) -> Replay:
 # --- the inspections ------------------------------------------------------------------------
 
 
+def inspection_as_dict(record: Inspection) -> dict[str, Any]:
+    """An inspection with its corrective actions, as the CLI and the API show it."""
+    return {
+        "id": record.id,
+        "unit": record.unit.code,
+        "year": record.year,
+        "state": record.state,
+        "state_label": INSPECTION_STATE_LABELS[record.state],
+        "version": record.version,
+        "plan": record.plan_text,
+        "team": list(record.team),
+        "scheduled_on": record.scheduled_on.isoformat() if record.scheduled_on else None,
+        "findings": record.findings,
+        "conclusion_number": record.conclusion_number,
+        "conclusion": record.conclusion_text,
+        "corrective_actions": [
+            {
+                "instance": a.instance_id,
+                "task_number": a.instance.plan_task.number,
+                "description": a.description,
+                "state": a.instance.state,
+                "due": a.instance.due_date.isoformat() if a.instance.due_date else None,
+            }
+            for a in record.corrective_actions
+        ],
+    }
+
+
 def inspections(session: Session, org: Organization, year: int | None = None) -> list[Inspection]:
     stmt = (
         select(Inspection)

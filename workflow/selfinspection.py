@@ -163,6 +163,25 @@ def missing_answers(rubric: Rubric, answers: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def record_as_dict(record: SelfInspection, *, full: bool = False) -> dict[str, Any]:
+    """A self-inspection as the CLI and the API show it (with its pre-filled evaluation and
+    answers when `full`)."""
+    data: dict[str, Any] = {
+        "id": record.id,
+        "unit": record.unit.code,
+        "year": record.year,
+        "state": record.state,
+        "state_label": SELF_INSPECTION_STATE_LABELS[record.state],
+        "round": record.round,
+        "version": record.version,
+        "return_reason": record.return_reason,
+    }
+    if full:
+        data["prefill"] = record.prefill
+        data["answers"] = record.answers
+    return data
+
+
 # --- the records ----------------------------------------------------------------------------
 
 
