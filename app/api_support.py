@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from flask import current_app, g, request
@@ -20,6 +20,7 @@ from app.clock import SystemClock
 from app.database import db_session
 from workflow.clock import WARD_TZ
 from workflow.errors import DomainError
+from workflow.evaluation import end_of_day
 from workflow.models import User
 from workflow.tokens import authenticate
 
@@ -331,7 +332,6 @@ def ward_day_end(day: date) -> datetime | None:
     """The instant after a Vietnamese calendar day ends (the next day's start), in UTC; None
     for the last representable day, after which there is no instant."""
     try:
-        following = day + timedelta(days=1)
+        return end_of_day(day).astimezone(UTC)
     except OverflowError:
         return None
-    return ward_day_start(following)
