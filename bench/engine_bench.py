@@ -6,10 +6,22 @@ lifecycle's transition table; write the change with its version check, its remar
 rows; append the audit entry to the ward's Merkle log) and COMMIT. The baseline is a bare
 SELECT + UPDATE + INSERT + COMMIT of one row through the same SQLAlchemy engine and driver
 (same pool, same SQLite pragmas and BEGIN IMMEDIATE), in the same database. Both run with
-one writer and with --writers concurrent writers (threads, each its own session and
-connection, each on its own rows), in alternating rounds so that load on the machine hits
-both sides, on SQLite (a file in WAL mode) and on PostgreSQL when a
-URL is given (the bench creates and drops its own uniquely named database next to it).
+one writer and with --writers concurrent writers (each its own session and connection, each
+on its own rows), in alternating rounds so that load on the machine hits both sides, on
+SQLite (a file in WAL mode) and on PostgreSQL when a URL is given (the bench creates and
+drops its own uniquely named database next to it).
+
+How the concurrent writers run (--concurrency; one writer always runs in the bench's process):
+
+- processes: each writer is an OS process of its own (multiprocessing, "spawn") with its own
+  engine, pool and interpreter: what production is, gunicorn sync workers, single-threaded
+  processes whose Python runs in parallel up to the machine's cores. The processes start once
+  per measurement, outside the timing; a round is the wall time from a common barrier until
+  every writer has reported done.
+- threads: the writers are threads of one process, sharing its GIL. The engine spends about
+  three times the baseline's Python CPU per write, so the GIL caps it here in a way the
+  deployment never is; kept for comparison.
+- both (the default): the two, one after the other, each on its own line.
 
 The cycle of transitions repeats forever on every instance: instances are prepared (outside
 the timing) in `reviewed`, with evidence for every product, then fired through
@@ -20,7 +32,8 @@ Goal (issue 4): the engine at >= 25% of the baseline on SQLite and >= 45% on Pos
 Then --profile N transitions run under cProfile and the time is broken down by component.
 
     python bench/engine_bench.py [--transitions 120] [--rounds 40] [--writers 4]
-        [--max-seconds 25] [--profile 600] [--pg-url URL] [--no-sqlite]
+        [--concurrency {processes,threads,both}] [--spread] [--max-seconds 8]
+        [--instances 40] [--profile 200] [--pg-url URL] [--no-sqlite]
 
 The PostgreSQL URL may also come from CCHC_BENCH_DATABASE_URL.
 """
@@ -30,18 +43,23 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
+import multiprocessing
 import os
 import pstats
 import shutil
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
@@ -312,9 +330,41 @@ def setup(label: str, url: str, scratch: Path, limit: int, wards: int = 1) -> Be
 
 # --- measuring ----------------------------------------------------------------------------------
 
+MODES = ("processes", "threads")
+STARTUP_TIMEOUT = 180.0  # a writer process: imports, engine, its actors loaded
+BARRIER_TIMEOUT = 60.0  # everyone at the start of a round
+ROUND_TIMEOUT = 600.0  # one round of every writer
+STOP_TIMEOUT = 30.0  # a writer process handing back its phases and exiting
+
 
 def _split(items: list[Any], parts: int) -> list[list[Any]]:
     return [items[i::parts] for i in range(parts)]
+
+
+def _groups(bench: Bench, writers: int, spread: bool) -> tuple[list[list[Cycle]], list[list[int]]]:
+    """Each writer's instances (disjoint; in the demo ward, or with `spread` a ward of its
+    own) and its baseline rows."""
+    if spread:
+        cycle_groups = [[c for c in bench.cycles if c.ward == w] for w in range(writers)]
+    else:
+        cycle_groups = _split([c for c in bench.cycles if c.ward == 0], writers)
+    return cycle_groups, _split(bench.rows, writers)
+
+
+def _fire_round(bench: Bench, group: list[Cycle], position: int, count: int) -> int:
+    """`count` transitions going round `group` from `position`; the next position."""
+    for _ in range(count):
+        bench.fire_one(group[position % len(group)])
+        position += 1
+    return position
+
+
+def _bare_round(bench: Bench, rows: list[int], step: int, count: int) -> int:
+    """`count` baseline writes going round `rows` from `step`; the next step."""
+    for _ in range(count):
+        bench.bare_one(rows[step % len(rows)], step // len(rows))
+        step += 1
+    return step
 
 
 def _run_writers(jobs: list[Callable[[], None]]) -> float:
@@ -346,6 +396,277 @@ def _run_writers(jobs: list[Callable[[], None]]) -> float:
     return elapsed
 
 
+class _ThreadWriters:
+    """The writers as threads of this process, sharing its GIL (one writer: inline)."""
+
+    def __init__(
+        self, bench: Bench, cycle_groups: list[list[Cycle]], row_groups: list[list[int]], each: int
+    ) -> None:
+        self.bench = bench
+        self.cycle_groups = cycle_groups
+        self.row_groups = row_groups
+        self.each = each
+        self.positions = [0] * len(cycle_groups)
+        self.steps = [0] * len(cycle_groups)
+
+    def _engine_job(self, w: int) -> Callable[[], None]:
+        def job() -> None:
+            self.positions[w] = _fire_round(
+                self.bench, self.cycle_groups[w], self.positions[w], self.each
+            )
+
+        return job
+
+    def _bare_job(self, w: int) -> Callable[[], None]:
+        def job() -> None:
+            self.steps[w] = _bare_round(self.bench, self.row_groups[w], self.steps[w], self.each)
+
+        return job
+
+    def round(self, kind: str) -> float:
+        make = self._engine_job if kind == "engine" else self._bare_job
+        return _run_writers([make(w) for w in range(len(self.cycle_groups))])
+
+
+class WriterFailed(RuntimeError):
+    """A writer process raised, died or hung; the message carries what it reported."""
+
+
+@dataclass(frozen=True)
+class WriterShare:
+    """All a writer process is given (picklable): the database, its instances as
+    (instance_id, {event: username}, phase, ward), its baseline rows, the baseline's three
+    statements and how many of each it does per round."""
+
+    url: str
+    cycles: list[tuple[int, dict[str, str], int, int]]
+    rows: list[int]
+    sql: tuple[str, str, str]
+    each: int
+
+
+def _writer_process(index: int, share: WriterShare, conn: Connection, barrier: Barrier) -> None:
+    """One writer as its own process, as a gunicorn sync worker is: its own engine and pool,
+    trail and clock, its actors loaded detached as `setup` loads them. It answers "ready",
+    then per command ("engine" or "bare") waits at the common barrier, does its share of the
+    round and answers "done"; on "stop" it answers with its instances' phases and exits. Any
+    exception goes to the parent as a traceback (and breaks the barrier)."""
+    engine: Engine | None = None
+    try:
+        engine = make_engine(share.url)
+        factory = session_factory(engine)
+        names = {name for _, actors, _, _ in share.cycles for name in actors.values()}
+        with factory() as session:
+            users = {
+                u.username: u
+                for u in session.scalars(
+                    select(User)
+                    .options(selectinload(User.roles), joinedload(User.unit))
+                    .where(User.username.in_(names))
+                ).unique()
+            }
+            for user in users.values():
+                user.role_names  # noqa: B018 - loaded now, used detached later
+            session.expunge_all()
+        cycles = [
+            Cycle(instance_id, {e: users[n] for e, n in actors.items()}, phase, ward)
+            for instance_id, actors, phase, ward in share.cycles
+        ]
+        select_sql, update_sql, insert_sql = share.sql
+        bench = Bench(
+            label=f"writer {index}",
+            url=share.url,
+            engine=engine,
+            factory=factory,
+            trail=AuditTrail(),
+            clock=FixedClock(T0),
+            cycles=cycles,
+            rows=share.rows,
+            select_sql=select_sql,
+            update_sql=update_sql,
+            insert_sql=insert_sql,
+        )
+        conn.send(("ready", None))
+        position = step = 0
+        while True:
+            try:
+                command = conn.recv()
+            except EOFError:  # the parent is gone
+                return
+            if command == "stop":
+                conn.send(("phases", [c.phase for c in cycles]))
+                return
+            barrier.wait(BARRIER_TIMEOUT)
+            if command == "engine":
+                position = _fire_round(bench, cycles, position, share.each)
+            else:
+                step = _bare_round(bench, share.rows, step, share.each)
+            conn.send(("done", None))
+    except BaseException:
+        with suppress(OSError, ValueError):  # the parent may be gone
+            conn.send(("error", traceback.format_exc()))
+        barrier.abort()
+    finally:
+        if engine is not None:
+            engine.dispose()
+        conn.close()
+
+
+class _ProcessWriters:
+    """The writers as processes ("spawn": no engine crosses a fork), started once for a
+    measurement, outside the timing. A round is timed here, from the barrier that the parent
+    and every writer pass together until every writer has answered "done"."""
+
+    def __init__(
+        self, bench: Bench, cycle_groups: list[list[Cycle]], row_groups: list[list[int]], each: int
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.cycle_groups = cycle_groups
+        self.barrier = ctx.Barrier(len(cycle_groups) + 1)
+        self.conns: list[Connection] = []
+        self.processes: list[BaseProcess] = []
+        self.stopped = False
+        sql = (bench.select_sql, bench.update_sql, bench.insert_sql)
+        try:
+            for index, (cycles, rows) in enumerate(zip(cycle_groups, row_groups, strict=True)):
+                share = WriterShare(
+                    url=bench.url,
+                    cycles=[
+                        (
+                            c.instance_id,
+                            {e: u.username for e, u in c.actors.items()},
+                            c.phase,
+                            c.ward,
+                        )
+                        for c in cycles
+                    ],
+                    rows=rows,
+                    sql=sql,
+                    each=each,
+                )
+                mine, theirs = ctx.Pipe()
+                process = ctx.Process(
+                    target=_writer_process,
+                    args=(index, share, theirs, self.barrier),
+                    name=f"engine-bench-writer-{index}",
+                    daemon=True,
+                )
+                process.start()
+                theirs.close()  # ours closed: a writer that dies is an EOF here
+                self.conns.append(mine)
+                self.processes.append(process)
+            self._collect("ready", STARTUP_TIMEOUT)
+        except BaseException:
+            self.close()
+            raise
+
+    def _collect(self, expected: str, timeout: float) -> list[Any]:
+        """One answer from every writer, in writer order; raises WriterFailed with every
+        writer's traceback if one failed, died or did not answer in time."""
+        answers: dict[int, Any] = {}
+        errors: list[str] = []
+        pending = set(range(len(self.conns)))
+        deadline = time.monotonic() + timeout
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                errors.append(
+                    f"writer(s) {sorted(pending)} gave no {expected!r} within {timeout:.0f} s"
+                )
+                break
+            waitables: dict[Any, int] = {}
+            for i in pending:
+                waitables[self.conns[i]] = i
+                waitables[self.processes[i].sentinel] = i
+            for ready in wait(list(waitables), remaining):
+                i = waitables[ready]
+                if i not in pending:
+                    continue
+                pending.discard(i)
+                try:
+                    kind, payload = self.conns[i].recv() if self.conns[i].poll() else (None, None)
+                except (EOFError, OSError):  # died: nothing more to read
+                    kind, payload = None, None
+                if kind == expected:
+                    answers[i] = payload
+                elif kind == "error":
+                    errors.append(f"writer {i} failed:\n{payload}")
+                elif kind is None:
+                    self.processes[i].join(1)
+                    errors.append(
+                        f"writer {i} exited (code {self.processes[i].exitcode}) without "
+                        f"answering {expected!r}"
+                    )
+                else:
+                    errors.append(f"writer {i} answered {kind!r} instead of {expected!r}")
+        if errors:
+            raise WriterFailed("\n".join(errors))
+        return [answers[i] for i in range(len(self.conns))]
+
+    def _send(self, command: str) -> None:
+        """The command to every writer; a writer that is gone fails the bench here."""
+        for i, (conn, process) in enumerate(zip(self.conns, self.processes, strict=True)):
+            try:
+                if not process.is_alive():
+                    raise BrokenPipeError
+                conn.send(command)
+            except OSError:
+                process.join(1)
+                raise WriterFailed(
+                    f"writer {i} is gone (exit code {process.exitcode}) before {command!r}"
+                ) from None
+
+    def round(self, kind: str) -> float:
+        self._send(kind)
+        try:
+            self.barrier.wait(BARRIER_TIMEOUT)
+        except threading.BrokenBarrierError:
+            self._collect("done", 10.0)  # raises with the writers' tracebacks
+            raise WriterFailed("the writers' common start broke") from None
+        start = time.perf_counter()
+        self._collect("done", ROUND_TIMEOUT)
+        return time.perf_counter() - start
+
+    def stop(self) -> None:
+        """End the writers and carry their instances' phases back into the bench's cycles."""
+        self.stopped = True
+        self._send("stop")
+        for group, phases in zip(
+            self.cycle_groups, self._collect("phases", STOP_TIMEOUT), strict=True
+        ):
+            for cycle, phase in zip(group, phases, strict=True):
+                cycle.phase = phase
+
+    def close(self) -> None:
+        """Stop what still runs (a plain stop first, then terminate) and release the pipes."""
+        if not self.stopped:
+            for conn in self.conns:
+                with suppress(OSError, ValueError):  # that writer may be gone
+                    conn.send("stop")
+        for process in self.processes:
+            process.join(STOP_TIMEOUT if self.stopped else 5.0)
+            if process.is_alive():
+                process.terminate()
+                process.join(5.0)
+        for conn in self.conns:
+            conn.close()
+
+
+@contextmanager
+def _writers(
+    bench: Bench, mode: str, cycle_groups: list[list[Cycle]], row_groups: list[list[int]], each: int
+) -> Iterator[_ThreadWriters | _ProcessWriters]:
+    if mode == "processes" and len(cycle_groups) > 1:
+        pool = _ProcessWriters(bench, cycle_groups, row_groups, each)
+        try:
+            yield pool
+            pool.stop()
+        finally:
+            pool.close()
+    else:
+        yield _ThreadWriters(bench, cycle_groups, row_groups, each)
+
+
 @dataclass
 class Measure:
     done: int = 0
@@ -357,53 +678,47 @@ class Measure:
 
 
 def measure(
-    bench: Bench, writers: int, per_round: int, rounds: int, budget: float, *, spread: bool = False
+    bench: Bench,
+    writers: int,
+    per_round: int,
+    rounds: int,
+    budget: float,
+    *,
+    spread: bool = False,
+    mode: str = "threads",
 ) -> tuple[Measure, Measure]:
     """Alternate engine and baseline rounds until `rounds` or the time budget is used. The
-    writers work in the demo ward, or (`spread`) each in a ward of its own."""
-    if spread:
-        cycle_groups = [[c for c in bench.cycles if c.ward == w] for w in range(writers)]
-    else:
-        cycle_groups = _split([c for c in bench.cycles if c.ward == 0], writers)
-    row_groups = _split(bench.rows, writers)
+    writers work in the demo ward, or (`spread`) each in a ward of its own; several writers
+    run as threads of this process or (`mode` "processes") as processes of their own, one
+    writer always here."""
+    cycle_groups, row_groups = _groups(bench, writers, spread)
     each = max(1, per_round // writers)
-    positions = [0] * writers
-    steps = [0] * writers
     full, bare = Measure(), Measure()
-    deadline = time.perf_counter() + budget
-
-    def engine_job(w: int) -> Callable[[], None]:
-        def job() -> None:
-            group = cycle_groups[w]
-            for _ in range(each):
-                bench.fire_one(group[positions[w] % len(group)])
-                positions[w] += 1
-
-        return job
-
-    def bare_job(w: int) -> Callable[[], None]:
-        def job() -> None:
-            group = row_groups[w]
-            for _ in range(each):
-                bench.bare_one(group[steps[w] % len(group)], steps[w] // len(group))
-                steps[w] += 1
-
-        return job
-
-    for r in range(rounds):
-        full.seconds += _run_writers([engine_job(w) for w in range(writers)])
-        full.done += each * writers
-        bare.seconds += _run_writers([bare_job(w) for w in range(writers)])
-        bare.done += each * writers
-        if r >= 1 and time.perf_counter() > deadline:
-            break
+    with _writers(bench, mode, cycle_groups, row_groups, each) as pool:
+        deadline = time.perf_counter() + budget
+        for r in range(rounds):
+            full.seconds += pool.round("engine")
+            full.done += each * writers
+            bare.seconds += pool.round("bare")
+            bare.done += each * writers
+            if r >= 1 and time.perf_counter() > deadline:
+                break
     return full, bare
 
 
-def report(label: str, writers: int, full: Measure, bare: Measure, where: str = "") -> float:
+def report(
+    label: str,
+    writers: int,
+    full: Measure,
+    bare: Measure,
+    where: str = "",
+    mode: str | None = None,
+) -> float:
     ratio = full.rate / bare.rate
     goal = GOALS[label]
     verdict = "meets" if ratio >= goal else "below"
+    if mode and writers > 1:
+        where = f" ({mode}){where}"
     print(
         f"[{label}] {writers} writer{'s' if writers > 1 else ' '}{where}: engine {full.rate:8,.0f} "
         f"transitions/s ({full.done:,} in {full.seconds:.2f} s) | baseline SELECT+UPDATE+INSERT"
@@ -562,16 +877,27 @@ def pg_database(base_url: str) -> Iterator[str]:
 
 def run_backend(label: str, url: str, args: argparse.Namespace, scratch: Path) -> None:
     wards = args.writers if args.spread else 1
+    modes = MODES if args.concurrency == "both" else (args.concurrency,)
     bench = setup(label, url, scratch, args.instances, wards)
     try:
         for writers in (1, args.writers):
-            full, bare = measure(bench, writers, args.transitions, args.rounds, args.max_seconds)
-            report(label, writers, full, bare, ", one ward" if wards > 1 else "")
+            for mode in modes if writers > 1 else ("threads",):  # one writer: in this process
+                full, bare = measure(
+                    bench, writers, args.transitions, args.rounds, args.max_seconds, mode=mode
+                )
+                report(label, writers, full, bare, ", one ward" if wards > 1 else "", mode)
         if wards > 1:
-            full, bare = measure(
-                bench, args.writers, args.transitions, args.rounds, args.max_seconds, spread=True
-            )
-            report(label, args.writers, full, bare, ", a ward each")
+            for mode in modes:
+                full, bare = measure(
+                    bench,
+                    args.writers,
+                    args.transitions,
+                    args.rounds,
+                    args.max_seconds,
+                    spread=True,
+                    mode=mode,
+                )
+                report(label, args.writers, full, bare, ", a ward each", mode)
         if args.profile:
             profile(bench, args.profile)
     finally:
@@ -585,6 +911,13 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=40, help="at most; at least 2")
     parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument(
+        "--concurrency",
+        choices=("processes", "threads", "both"),
+        default="both",
+        help="how several writers run: as processes of their own (as gunicorn sync workers "
+        "do), as threads of this process (sharing its GIL), or both, one after the other",
+    )
     parser.add_argument(
         "--spread",
         action="store_true",
@@ -605,7 +938,8 @@ def main() -> None:
     try:
         print(
             f"transitions per round: {args.transitions:,}; rounds: {args.rounds}; writers: 1 "
-            f"and {args.writers}; cycle: {' → '.join(CYCLE)}; scratch: {scratch}"
+            f"and {args.writers} ({args.concurrency}); cycle: {' → '.join(CYCLE)}; "
+            f"scratch: {scratch}"
         )
         micro()
         if not args.no_sqlite:
