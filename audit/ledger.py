@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -187,24 +188,38 @@ _PG_WRITE_SQL = (
     "UPDATE audit_log SET size = %s, compact_range = %s, last_leaf = %s "
     "WHERE id = %s AND size = %s"
 )
-# PostgreSQL, when this process already knows the head: the head moves only if it is still
-# exactly the one the entry was built on (its size and last leaf, which through the body's
-# "prev" chain pin every earlier entry, and its checkpoint fields), and the entry and nodes
-# are inserted only when it moved. The UPDATE takes the head's row lock, as FOR UPDATE would;
-# a concurrent append makes it match nothing, and the caller falls back to the locked read.
-_PG_GUARDED_WRITE_SQL = (
-    "WITH moved AS (UPDATE audit_log SET size = %s, compact_range = %s, last_leaf = %s "
-    "WHERE id = %s AND size = %s AND last_leaf = %s "
-    "AND checkpoint_size IS NOT DISTINCT FROM %s::bigint "
-    "AND checkpoint_at IS NOT DISTINCT FROM %s::timestamptz RETURNING id), "
+# PostgreSQL, when this process already knows the head, in one round trip: the UPDATE locks
+# the head row whatever it holds (waiting, if need be, for a concurrent append to commit),
+# and its SET, evaluated on the row as it is once locked, moves the head only if it is
+# exactly the one the entry was built on: its size and last leaf (which through the body's
+# "prev" chain pin every earlier entry) and its checkpoint fields. The entry and its nodes
+# are inserted only if the head moved to this entry. RETURNING gives the head as it now
+# stands, so that an append that lost the race builds again on it, still holding the lock.
+# (The guard cannot sit in the WHERE clause: that is first tested on the statement's
+# snapshot, taken before the wait, where a head that a concurrent append is about to commit
+# cannot be seen yet, and the update would match nothing.)
+_PG_GUARD = (
+    "size = %(seq)s AND last_leaf = %(prev)s "
+    "AND checkpoint_size IS NOT DISTINCT FROM %(cp_size)s::bigint "
+    "AND checkpoint_at IS NOT DISTINCT FROM %(cp_at)s::timestamptz"
+)
+_PG_MOVED_HERE = "moved.size = %(size)s AND moved.last_leaf = %(leaf)s"
+_PG_GUARDED_WRITE_SQL = (  # constant fragments only
+    f"WITH moved AS (UPDATE audit_log SET "  # noqa: S608
+    f"size = CASE WHEN {_PG_GUARD} THEN %(size)s ELSE size END, "
+    f"compact_range = CASE WHEN {_PG_GUARD} THEN %(range)s ELSE compact_range END, "
+    f"last_leaf = CASE WHEN {_PG_GUARD} THEN %(leaf)s ELSE last_leaf END "
+    "WHERE id = %(log)s "
+    "RETURNING id, size, compact_range, last_leaf, checkpoint_size, checkpoint_at), "
     "entry AS (INSERT INTO audit_entry (log_id, seq, created_at, actor_user, actor_unit, "
     "actor_role, action, object_type, object_id, body, leaf_hash) "
-    "SELECT id, %s::bigint, %s::timestamptz, %s::text, %s::text, %s::text, %s::text, %s::text, "
-    "%s::text, %s::bytea, %s::bytea FROM moved), "
+    "SELECT id, %(seq)s, %(ts)s, %(user)s::text, %(unit)s::text, %(role)s::text, "
+    f"%(action)s, %(otype)s, %(oid)s, %(body)s, %(leaf)s FROM moved WHERE {_PG_MOVED_HERE}), "
     "node AS (INSERT INTO audit_node (log_id, level, node_index, hash) "
     "SELECT moved.id, l, i, h FROM moved, "
-    "unnest(%s::smallint[], %s::bigint[], %s::bytea[]) AS t(l, i, h)) "
-    "SELECT count(*) FROM moved"
+    "unnest(%(levels)s::smallint[], %(indexes)s::bigint[], %(hashes)s::bytea[]) AS t(l, i, h) "
+    f"WHERE {_PG_MOVED_HERE}) "
+    "SELECT id, size, compact_range, last_leaf, checkpoint_size, checkpoint_at FROM moved"
 )
 _MOVE_CP_SQL = (
     "UPDATE audit_log SET size = {p}, compact_range = {p}, last_leaf = {p}, "
@@ -258,9 +273,23 @@ class _Built:
     checkpoint: Checkpoint | None
 
 
-# PostgreSQL: the head each log had after this process's last append to it, by (database URL,
-# origin). Only a hint: a write built on it happens only if the head is still exactly that.
+# PostgreSQL: the head each log will have after this process's latest append to it, by
+# (database URL, origin), set as soon as that entry is built, before its write is sent or
+# committed. Only a hint: a write built on it happens only if the head is exactly that when
+# the write holds the head's row lock.
 _KNOWN_HEADS: dict[tuple[str, str], _Head] = {}
+# One lock per log, held by a writer of this process from reading the known head, through
+# building on it, to its guarded write's answer. The writes of one process therefore reach
+# the head's row lock in the order they were built, each on the one before: the second waits
+# there while the first commits and goes through the moment it has, instead of failing and
+# reading the head again. A transaction that already holds the head's row lock never waits
+# for this one (it appends on its own head), and nobody waits longer than _CHAIN_WAIT for it
+# (then the append reads the head under the row lock instead), so it adds no deadlock.
+_CHAIN_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_CHAIN_WAIT = 0.25  # seconds
+# Connection.info key: (the root transaction, {origin: head}) of the logs whose head row lock
+# that transaction holds because it appended to them.
+_HELD = "cchc_audit_heads_held"
 
 
 def format_ts(ts: datetime) -> str:
@@ -293,6 +322,18 @@ _HEAD_COLUMNS = (
     audit_log.c.checkpoint_size,
     audit_log.c.checkpoint_at,
 )
+
+
+def _head_from_row(row: Any) -> _Head:
+    log_id, size, compact_range, last_leaf, cp_size, cp_at = row
+    return _Head(
+        int(log_id),
+        int(size),
+        bytes(compact_range),
+        bytes(last_leaf),
+        None if cp_size is None else int(cp_size),
+        _read_db_time(cp_at),
+    )
 
 
 def ensure_log(executor: Executor, origin: str) -> int:
@@ -357,17 +398,7 @@ class Ledger:
         finally:
             if own:
                 cur.close()
-        if row is None:
-            return None
-        log_id, size, compact_range, last_leaf, cp_size, cp_at = row
-        return _Head(
-            int(log_id),
-            int(size),
-            bytes(compact_range),
-            bytes(last_leaf),
-            None if cp_size is None else int(cp_size),
-            _read_db_time(cp_at),
-        )
+        return None if row is None else _head_from_row(row)
 
     def _locked_head(self, conn: Connection, cur: Any = None) -> _Head:
         head = self._head(conn, lock=True, cur=cur)
@@ -411,19 +442,65 @@ class Ledger:
         cur = _cursor(conn)
         try:
             if conn.dialect.name == "postgresql":
-                key = (str(conn.engine.url), self.origin)
-                known = _KNOWN_HEADS.get(key)
-                if known is not None:
-                    done = self._guarded_write(cur, known, fields)
-                    if done is not None:
-                        _KNOWN_HEADS[key] = done[1]
-                        return done[0]
-                appended, moved_to = self._locked_write(conn, cur, fields, pg=True)
-                _KNOWN_HEADS[key] = moved_to
-                return appended
+                return self._append_pg(conn, cur, fields)
             return self._locked_write(conn, cur, fields, pg=False)[0]
         finally:
             cur.close()
+
+    def _append_pg(self, conn: Connection, cur: Any, f: _Fields) -> AppendedEntry:
+        key = (str(conn.engine.url), self.origin)
+        txn = conn.get_transaction()
+        held = conn.info.get(_HELD)
+        own: dict[str, _Head] = held[1] if held is not None and held[0] is txn else {}
+        done: tuple[AppendedEntry, _Head] | None = None
+        if self.origin in own:
+            # This transaction holds the head's row lock: it builds on its own last entry.
+            done = self._speculative_write(conn, cur, own[self.origin], key, f)
+        else:
+            chain = _CHAIN_LOCKS.setdefault(key, threading.Lock())
+            if chain.acquire(timeout=_CHAIN_WAIT):
+                try:
+                    known = _KNOWN_HEADS.get(key)
+                    if known is not None:
+                        done = self._speculative_write(conn, cur, known, key, f)
+                finally:
+                    chain.release()
+        if done is None:
+            done = self._locked_write(conn, cur, f, pg=True)
+            _KNOWN_HEADS[key] = done[1]
+        if not own:
+            conn.info[_HELD] = (txn, own)
+        own[self.origin] = done[1]
+        return done[0]
+
+    def _speculative_write(
+        self, conn: Connection, cur: Any, head: _Head, key: tuple[str, str], f: _Fields
+    ) -> tuple[AppendedEntry, _Head] | None:
+        """Build on `head`, which this process expects the log to have, record the head after
+        this entry as the next writer's expectation, then lock the head and write, in one
+        round trip. When the head turns out to be another, build again on the one now locked
+        and write that. None, with nothing written, when the entry would sign a checkpoint
+        (the locked path does that) or the head row is not there."""
+        e = self._build(head, f)
+        if e.checkpoint is not None:
+            return None
+        moved_to = _Head(
+            head.id, e.tree.size, e.tree.to_bytes(), e.leaf, head.checkpoint_size,
+            head.checkpoint_at,
+        )  # fmt: skip
+        _KNOWN_HEADS[key] = moved_to
+        cur.execute(_PG_GUARDED_WRITE_SQL, self._guarded_params(head, e, f), prepare=True)
+        row = cur.fetchone()
+        if row is None:  # no such head row (any more): a log made again, as tests do
+            return None
+        now = _head_from_row(row)
+        if now.size == moved_to.size and now.last_leaf == moved_to.last_leaf:
+            return AppendedEntry(e.seq, e.leaf, e.body, None), moved_to
+        # Another append got there first; this transaction now holds the lock on the head
+        # it committed, and writes on that.
+        done = self._locked_write(conn, cur, f, pg=True, head=now)
+        _KNOWN_HEADS[key] = done[1]
+        return done
 
     def _build(self, head: _Head, f: _Fields) -> _Built:
         """The entry that follows `head`: its canonical body, leaf, new tree and nodes."""
@@ -456,55 +533,37 @@ class Ledger:
             checkpoint = sign_checkpoint(self.signer, self.origin, tree.size, tree.root())
         return _Built(seq, body, leaf, tree, nodes, checkpoint)
 
-    def _guarded_write(
-        self, cur: Any, head: _Head, f: _Fields
-    ) -> tuple[AppendedEntry, _Head] | None:
-        """PostgreSQL in one round trip on the head this process last saw; None (nothing
-        written) when the head has moved since, or when this entry must sign a checkpoint."""
-        e = self._build(head, f)
-        if e.checkpoint is not None:
-            return None
-        cur.execute(
-            _PG_GUARDED_WRITE_SQL,
-            (
-                e.tree.size,
-                e.tree.to_bytes(),
-                e.leaf,
-                head.id,
-                e.seq,
-                head.last_leaf,
-                head.checkpoint_size,
-                head.checkpoint_at,
-                e.seq,
-                f.when,
-                f.actor_user,
-                f.actor_unit,
-                f.actor_role,
-                f.action,
-                f.object_type,
-                f.object_id,
-                e.body,
-                e.leaf,
-                [level for level, _, _ in e.nodes],
-                [index for _, index, _ in e.nodes],
-                [h for _, _, h in e.nodes],
-            ),
-            prepare=True,
-        )
-        row = cur.fetchone()
-        if row is None or row[0] != 1:
-            return None
-        moved_to = _Head(
-            head.id, e.tree.size, e.tree.to_bytes(), e.leaf, head.checkpoint_size,
-            head.checkpoint_at,
-        )  # fmt: skip
-        return AppendedEntry(e.seq, e.leaf, e.body, None), moved_to
+    @staticmethod
+    def _guarded_params(head: _Head, e: _Built, f: _Fields) -> dict[str, Any]:
+        return {
+            "log": head.id,
+            "seq": e.seq,
+            "prev": head.last_leaf,
+            "cp_size": head.checkpoint_size,
+            "cp_at": head.checkpoint_at,
+            "size": e.tree.size,
+            "range": e.tree.to_bytes(),
+            "leaf": e.leaf,
+            "ts": f.when,
+            "user": f.actor_user,
+            "unit": f.actor_unit,
+            "role": f.actor_role,
+            "action": f.action,
+            "otype": f.object_type,
+            "oid": f.object_id,
+            "body": e.body,
+            "levels": [level for level, _, _ in e.nodes],
+            "indexes": [index for _, index, _ in e.nodes],
+            "hashes": [h for _, _, h in e.nodes],
+        }
 
     def _locked_write(
-        self, conn: Connection, cur: Any, f: _Fields, *, pg: bool
+        self, conn: Connection, cur: Any, f: _Fields, *, pg: bool, head: _Head | None = None
     ) -> tuple[AppendedEntry, _Head]:
-        """Read the head under the log's lock (FOR UPDATE; SQLite's write lock), then write."""
-        head = self._locked_head(conn, cur)
+        """Read the head under the log's lock (FOR UPDATE; SQLite's write lock), then write;
+        `head` when this transaction has just read it under that lock."""
+        if head is None:
+            head = self._locked_head(conn, cur)
         e = self._build(head, f)
         seq, leaf, tree, nodes, checkpoint = e.seq, e.leaf, e.tree, e.nodes, e.checkpoint
         entry_row = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit import ledger as ledger_module
 from audit.export import export_log
 from audit.ledger import Ledger
 from audit.schema import audit_entry
@@ -78,3 +80,135 @@ def test_processes_append_without_gaps(
         )
     assert sorted(s for r in results for s in r) == list(range(procs * each))
     _check_log(fresh_db_url, procs * each, keys, tmp_path)
+
+
+# --- PostgreSQL: writers of one process chain their appends on the head's row lock ------------
+
+
+def _pg_engine(url: str) -> Any:
+    if not url.startswith("postgresql"):
+        pytest.skip("the head's row lock and the known head are PostgreSQL's append path")
+    return make_engine(url)
+
+
+def _count_locked_writes(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Calls of the path that reads the head under the lock (or builds again on the head a
+    lost race returned): True when it was given that head."""
+    calls: list[bool] = []
+    real = Ledger._locked_write
+
+    def counted(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("head") is not None)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Ledger, "_locked_write", counted)
+    return calls
+
+
+def test_a_waiting_append_goes_through_when_the_one_before_commits(
+    fresh_db_url: str,
+    keys: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    append: Any,
+) -> None:
+    append_n = append
+    engine = _pg_engine(fresh_db_url)
+    ledger = Ledger(ORIGIN)
+    try:
+        with Session(engine) as session, session.begin():
+            append_n(session, ledger, 1)  # this process now knows the head
+        locked = _count_locked_writes(monkeypatch)
+        first = Session(engine)
+        first.begin()
+        append_n(first, ledger, 1, start=1)  # holds the head's row lock until it commits
+        seqs: list[int] = []
+
+        def second() -> None:
+            with Session(engine) as session, session.begin():
+                seqs.append(append_n(session, ledger, 1, start=2)[0].seq)
+
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        waiting.join(0.3)
+        assert waiting.is_alive(), "the second append did not wait for the head's row lock"
+        first.commit()
+        first.close()
+        waiting.join(10)
+        assert not waiting.is_alive()
+        # Built on the first's entry before it committed, and written as it was: neither
+        # append read the head again.
+        assert seqs == [2] and locked == []
+    finally:
+        engine.dispose()
+    _check_log(fresh_db_url, 3, keys, tmp_path)
+
+
+def test_an_append_on_a_stale_head_builds_again_under_the_lock(
+    fresh_db_url: str,
+    keys: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    append: Any,
+) -> None:
+    append_n = append
+    engine = _pg_engine(fresh_db_url)
+    ledger = Ledger(ORIGIN)
+    key = (str(engine.url), ORIGIN)
+    try:
+        with Session(engine) as session, session.begin():
+            append_n(session, ledger, 1)
+        stale = ledger_module._KNOWN_HEADS[key]
+        with Session(engine) as session, session.begin():
+            append_n(session, ledger, 1, start=1)
+        # As if another process had appended since this one last did.
+        monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, stale)
+        locked = _count_locked_writes(monkeypatch)
+        with Session(engine) as session, session.begin():
+            assert append_n(session, ledger, 1, start=2)[0].seq == 2
+        assert locked == [True]  # once, on the head the guarded write returned
+        assert ledger_module._KNOWN_HEADS[key].size == 3
+    finally:
+        engine.dispose()
+    _check_log(fresh_db_url, 3, keys, tmp_path)
+
+
+def test_a_transaction_holding_the_head_does_not_wait_for_the_process_chain(
+    fresh_db_url: str,
+    keys: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    append: Any,
+) -> None:
+    """The writer waiting on the head's row lock holds this process's chain lock for that
+    log; the transaction it waits for appends again and must not wait for that lock."""
+    append_n = append
+    engine = _pg_engine(fresh_db_url)
+    monkeypatch.setattr(ledger_module, "_CHAIN_WAIT", 120.0)  # a wait would be a hang
+    ledger = Ledger(ORIGIN)
+    try:
+        with Session(engine) as session, session.begin():
+            append_n(session, ledger, 1)
+        first = Session(engine)
+        first.begin()
+        append_n(first, ledger, 1, start=1)
+
+        def second() -> None:
+            with Session(engine) as session, session.begin():
+                append_n(session, ledger, 1, start=3)
+
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        waiting.join(0.3)
+        assert waiting.is_alive()
+        again = threading.Thread(target=lambda: append_n(first, ledger, 1, start=2))
+        again.start()
+        again.join(20)
+        assert not again.is_alive(), "the head's holder waited for the chain lock"
+        first.commit()
+        first.close()
+        waiting.join(20)
+        assert not waiting.is_alive()
+    finally:
+        engine.dispose()
+    _check_log(fresh_db_url, 4, keys, tmp_path)
