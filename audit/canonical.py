@@ -19,6 +19,21 @@ import rfc8785
 _SAFE_INT = 2**53 - 1
 
 
+class _Refused(Exception):
+    """A part of the value that cannot be canonicalised; `where` is filled in on the way out
+    of the walk, so that no path is formatted while nothing is wrong."""
+
+    def __init__(self, kind: type[Exception], message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.where: list[str] = []
+
+    def error(self) -> Exception:
+        path = "$" + "".join(reversed(self.where))
+        return self.kind(self.message.format(path=path))
+
+
 def _nfc(text: str) -> str:
     # ASCII is already NFC; the check is far cheaper than normalising.
     return text if text.isascii() else unicodedata.normalize("NFC", text)
@@ -28,49 +43,72 @@ def _jcs_order(key: str) -> bytes:
     return key.encode("utf-16-be", "surrogatepass")
 
 
-def _normalise(value: Any, path: str) -> Any:
+def _normalise(value: Any) -> Any:
     """`value` as plain dicts (keys NFC and in RFC 8785 order), lists, NFC strings and safe
-    ints; refuses anything else with the path of the offending part. `path` is only
-    formatted when something is wrong."""
+    ints; anything else raises _Refused."""
     kind = type(value)
     if kind is str:
-        return _nfc(value)
+        return value if value.isascii() else unicodedata.normalize("NFC", value)
+    if kind is dict or (kind is not list and isinstance(value, Mapping)):
+        return _normalise_object(value)
+    if kind is int:
+        if -_SAFE_INT <= value <= _SAFE_INT:
+            return value
+        raise _Refused(
+            ValueError,
+            f"cannot canonicalise audit entry: {value} exceeds the safe integer range of JSON "
+            "numbers (at {path})",
+        )
     if value is None or kind is bool:
         return value
-    if kind is int or (isinstance(value, int) and not isinstance(value, bool)):
-        number = int(value)
-        if not -_SAFE_INT <= number <= _SAFE_INT:
-            raise ValueError(
-                f"cannot canonicalise audit entry: {number} exceeds the safe integer range "
-                f"of JSON numbers (at {path})"
-            )
-        return number
+    if kind is list or kind is tuple or isinstance(value, list | tuple):
+        out = []
+        for i, item in enumerate(value):
+            try:
+                out.append(_normalise(item))
+            except _Refused as refused:
+                refused.where.append(f"[{i}]")
+                raise
+        return out
+    if isinstance(value, int):  # an int subclass (an IntEnum member, say): its number
+        return _normalise(int(value))
     if isinstance(value, str):  # a str subclass (an enum member, say): its text
         return _nfc(value[:])
     if isinstance(value, float):
-        raise TypeError(
-            f"floats are not allowed in audit entries (at {path}): use an integer or a string"
+        raise _Refused(
+            TypeError,
+            "floats are not allowed in audit entries (at {path}): use an integer or a string",
         )
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        ascii_keys = True
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"object keys must be strings (at {path}: {key!r})")
-            nkey = _nfc(key[:])
-            if nkey in out:
-                raise ValueError(f"two keys are equal after NFC normalisation (at {path}: {key!r})")
-            ascii_keys = ascii_keys and nkey.isascii()
-            out[nkey] = _normalise(item, f"{path}.{nkey}")
-        # For ASCII (indeed any BMP) keys code point order is UTF-16 order.
-        ordered = sorted(out) if ascii_keys else sorted(out, key=_jcs_order)
-        return {key: out[key] for key in ordered}
-    if isinstance(value, list | tuple):
-        return [_normalise(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    raise TypeError(
-        f"{type(value).__name__} is not allowed in audit entries (at {path}): "
-        "use str, int, bool, None, lists and string-keyed objects"
+    raise _Refused(
+        TypeError,
+        f"{type(value).__name__} is not allowed in audit entries (at {{path}}): "
+        "use str, int, bool, None, lists and string-keyed objects",
     )
+
+
+def _normalise_object(value: Mapping[Any, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    ascii_keys = True
+    for key, item in value.items():
+        if type(key) is not str:
+            if not isinstance(key, str):
+                raise _Refused(TypeError, f"object keys must be strings (at {{path}}: {key!r})")
+            key = key[:]
+        if not key.isascii():
+            ascii_keys = False
+            key = unicodedata.normalize("NFC", key)
+        if key in out:
+            raise _Refused(
+                ValueError, f"two keys are equal after NFC normalisation (at {{path}}: {key!r})"
+            )
+        try:
+            out[key] = _normalise(item)
+        except _Refused as refused:
+            refused.where.append(f".{key}")
+            raise
+    # For ASCII (indeed any BMP) keys code point order is UTF-16 order.
+    ordered = sorted(out) if ascii_keys else sorted(out, key=_jcs_order)
+    return {key: out[key] for key in ordered}
 
 
 def canonical_bytes(obj: Any) -> bytes:
@@ -78,6 +116,8 @@ def canonical_bytes(obj: Any) -> bytes:
     then RFC 8785 (JCS) through the `rfc8785` package. Refuses floats (TypeError) and integers
     outside ±(2**53 - 1) (ValueError), since JCS would otherwise encode them as lossy doubles."""
     try:
-        return rfc8785.dumps(_normalise(obj, "$"))
+        return rfc8785.dumps(_normalise(obj))
+    except _Refused as refused:
+        raise refused.error() from None
     except rfc8785.CanonicalizationError as exc:  # e.g. a lone surrogate: not Unicode text
         raise ValueError(f"cannot canonicalise audit entry: {exc}") from exc

@@ -221,6 +221,13 @@ _PG_GUARDED_WRITE_SQL = (  # constant fragments only
     f"WHERE {_PG_MOVED_HERE}) "
     "SELECT id, size, compact_range, last_leaf, checkpoint_size, checkpoint_at FROM moved"
 )
+# SQLite, on the head this process left (the write lock is already held).
+_SQLITE_ENTRY_SQL = _ENTRY_SQL.replace("{p}", "?")
+_SQLITE_NODE_SQL = _NODE_SQL.replace("{p}", "?")
+_SQLITE_GUARDED_MOVE = (
+    "UPDATE audit_log SET size = ?, compact_range = ?, last_leaf = ? "
+    "WHERE id = ? AND size = ? AND last_leaf = ?"
+)
 _MOVE_CP_SQL = (
     "UPDATE audit_log SET size = {p}, compact_range = {p}, last_leaf = {p}, "
     "checkpoint_size = {p}, checkpoint_at = {p} WHERE id = {p} AND size = {p}"
@@ -273,10 +280,10 @@ class _Built:
     checkpoint: Checkpoint | None
 
 
-# PostgreSQL: the head each log will have after this process's latest append to it, by
-# (database URL, origin), set as soon as that entry is built, before its write is sent or
+# The head each log will have after this process's latest append to it, by (database URL,
+# origin); on PostgreSQL set as soon as that entry is built, before its write is sent or
 # committed. Only a hint: a write built on it happens only if the head is exactly that when
-# the write holds the head's row lock.
+# the write holds the log's lock (PostgreSQL: the head's row lock; SQLite: the write lock).
 _KNOWN_HEADS: dict[tuple[str, str], _Head] = {}
 # One lock per log, held by a writer of this process from reading the known head, through
 # building on it, to its guarded write's answer. The writes of one process therefore reach
@@ -295,7 +302,9 @@ _HELD = "cchc_audit_heads_held"
 def format_ts(ts: datetime) -> str:
     """RFC 3339 UTC with a Z: seconds, plus microseconds when there are any."""
     ts = _utc(ts)
-    text = ts.strftime("%Y-%m-%dT%H:%M:%S")
+    text = (
+        f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
+    )
     if ts.microsecond:
         text += f".{ts.microsecond:06d}"
     return text + "Z"
@@ -443,9 +452,45 @@ class Ledger:
         try:
             if conn.dialect.name == "postgresql":
                 return self._append_pg(conn, cur, fields)
-            return self._locked_write(conn, cur, fields, pg=False)[0]
+            return self._append_sqlite(conn, cur, fields)
         finally:
             cur.close()
+
+    def _append_sqlite(self, conn: Connection, cur: Any, f: _Fields) -> AppendedEntry:
+        """SQLite: the transaction already holds the database's write lock (BEGIN IMMEDIATE).
+        The entry is built on the head this process left, and the head moves only if it is
+        still that one (another process may have appended since); otherwise the head is read
+        and the entry built again. Either way the head moves before the entry is inserted."""
+        key = (str(conn.engine.url), self.origin)
+        known = _KNOWN_HEADS.get(key)
+        done = None if known is None else self._known_write_sqlite(cur, known, f)
+        if done is None:
+            done = self._locked_write(conn, cur, f, pg=False)
+        _KNOWN_HEADS[key] = done[1]
+        return done[0]
+
+    def _known_write_sqlite(
+        self, cur: Any, head: _Head, f: _Fields
+    ) -> tuple[AppendedEntry, _Head] | None:
+        e = self._build(head, f)
+        if e.checkpoint is not None:
+            return None
+        tree_bytes = e.tree.to_bytes()
+        # The size and last leaf pin the whole log (through the bodies' "prev" chain). A
+        # checkpoint signed since by someone else only makes the next one due later, and an
+        # entry that would sign one goes through the locked path anyway.
+        cur.execute(
+            _SQLITE_GUARDED_MOVE, (e.tree.size, tree_bytes, e.leaf, head.id, e.seq, head.last_leaf)
+        )
+        if cur.rowcount != 1:
+            return None
+        cur.execute(_SQLITE_ENTRY_SQL, self._entry_row(head.id, e, f, pg=False))
+        if e.nodes:
+            cur.executemany(_SQLITE_NODE_SQL, [(head.id, lv, ix, h) for lv, ix, h in e.nodes])
+        moved_to = _Head(
+            head.id, e.tree.size, tree_bytes, e.leaf, head.checkpoint_size, head.checkpoint_at
+        )
+        return AppendedEntry(e.seq, e.leaf, e.body, None), moved_to
 
     def _append_pg(self, conn: Connection, cur: Any, f: _Fields) -> AppendedEntry:
         key = (str(conn.engine.url), self.origin)
@@ -557,6 +602,22 @@ class Ledger:
             "hashes": [h for _, _, h in e.nodes],
         }
 
+    @staticmethod
+    def _entry_row(log_id: int, e: _Built, f: _Fields, *, pg: bool) -> tuple[Any, ...]:
+        return (
+            log_id,
+            e.seq,
+            f.when if pg else _sqlite_time(f.when),
+            f.actor_user,
+            f.actor_unit,
+            f.actor_role,
+            f.action,
+            f.object_type,
+            f.object_id,
+            e.body,
+            e.leaf,
+        )
+
     def _locked_write(
         self, conn: Connection, cur: Any, f: _Fields, *, pg: bool, head: _Head | None = None
     ) -> tuple[AppendedEntry, _Head]:
@@ -566,19 +627,7 @@ class Ledger:
             head = self._locked_head(conn, cur)
         e = self._build(head, f)
         seq, leaf, tree, nodes, checkpoint = e.seq, e.leaf, e.tree, e.nodes, e.checkpoint
-        entry_row = (
-            head.id,
-            seq,
-            f.when if pg else _sqlite_time(f.when),
-            f.actor_user,
-            f.actor_unit,
-            f.actor_role,
-            f.action,
-            f.object_type,
-            f.object_id,
-            e.body,
-            leaf,
-        )
+        entry_row = self._entry_row(head.id, e, f, pg=pg)
         if pg and checkpoint is None:
             cur.execute(
                 _PG_WRITE_SQL,

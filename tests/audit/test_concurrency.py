@@ -144,6 +144,22 @@ def test_a_waiting_append_goes_through_when_the_one_before_commits(
     _check_log(fresh_db_url, 3, keys, tmp_path)
 
 
+def test_an_append_on_the_head_this_process_left_does_not_read_it_again(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch, append: Any
+) -> None:
+    engine = make_engine(fresh_db_url)
+    ledger = Ledger(ORIGIN)
+    try:
+        with Session(engine) as session, session.begin():
+            append(session, ledger, 1)
+        locked = _count_locked_writes(monkeypatch)
+        with Session(engine) as session, session.begin():
+            assert [e.seq for e in append(session, ledger, 3, start=1)] == [1, 2, 3]
+        assert locked == []
+    finally:
+        engine.dispose()
+
+
 def test_an_append_on_a_stale_head_builds_again_under_the_lock(
     fresh_db_url: str,
     keys: Any,
@@ -151,8 +167,10 @@ def test_an_append_on_a_stale_head_builds_again_under_the_lock(
     monkeypatch: pytest.MonkeyPatch,
     append: Any,
 ) -> None:
+    """On PostgreSQL the guarded write returns the head it found locked, and the entry is
+    built again on it; on SQLite (the write lock held) the head is read again."""
     append_n = append
-    engine = _pg_engine(fresh_db_url)
+    engine = make_engine(fresh_db_url)
     ledger = Ledger(ORIGIN)
     key = (str(engine.url), ORIGIN)
     try:
@@ -166,7 +184,8 @@ def test_an_append_on_a_stale_head_builds_again_under_the_lock(
         locked = _count_locked_writes(monkeypatch)
         with Session(engine) as session, session.begin():
             assert append_n(session, ledger, 1, start=2)[0].seq == 2
-        assert locked == [True]  # once, on the head the guarded write returned
+        # Once: on PostgreSQL given the head the guarded write returned.
+        assert locked == [fresh_db_url.startswith("postgresql")]
         assert ledger_module._KNOWN_HEADS[key].size == 3
     finally:
         engine.dispose()
