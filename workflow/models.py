@@ -271,10 +271,14 @@ class Remark(Base):
     """A comment, a reviewer's finding, a decision or a written explanation (giải trình)."""
 
     __tablename__ = "remark"
-    __table_args__ = (CheckConstraint(check_in("kind", RemarkKind), name="kind"),)
+    __table_args__ = (
+        CheckConstraint(check_in("kind", RemarkKind), name="kind"),
+        # A transition reads an instance's explanations: by instance and kind (migration 0010).
+        Index("ix_remark_instance_kind", "instance_id", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("task_instance.id"), index=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("task_instance.id"))
     author_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
     kind: Mapped[str] = mapped_column(String(16))
     product: Mapped[str | None] = mapped_column(Text)
