@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -294,8 +295,8 @@ _KNOWN_HEADS: dict[tuple[str, str], _Head] = {}
 # (then the append reads the head under the row lock instead), so it adds no deadlock.
 _CHAIN_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _CHAIN_WAIT = 0.25  # seconds
-# Connection.info key: (the root transaction, {origin: head}) of the logs whose head row lock
-# that transaction holds because it appended to them.
+# Connection.info key: (a weak reference to the root transaction, {origin: head}) of the logs
+# whose head row lock that transaction holds because it appended to them.
 _HELD = "cchc_audit_heads_held"
 
 
@@ -496,7 +497,7 @@ class Ledger:
         key = (str(conn.engine.url), self.origin)
         txn = conn.get_transaction()
         held = conn.info.get(_HELD)
-        own: dict[str, _Head] = held[1] if held is not None and held[0] is txn else {}
+        own: dict[str, _Head] = held[1] if held is not None and held[0]() is txn else {}
         done: tuple[AppendedEntry, _Head] | None = None
         if self.origin in own:
             # This transaction holds the head's row lock: it builds on its own last entry.
@@ -514,7 +515,7 @@ class Ledger:
             done = self._locked_write(conn, cur, f, pg=True)
             _KNOWN_HEADS[key] = done[1]
         if not own:
-            conn.info[_HELD] = (txn, own)
+            conn.info[_HELD] = (weakref.ref(txn), own)
         own[self.origin] = done[1]
         return done[0]
 
