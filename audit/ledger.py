@@ -38,7 +38,9 @@ class LedgerError(Exception):
 
 
 class ConcurrentAppendError(LedgerError):
-    """The head moved under an append: appends to this log were not serialised."""
+    """The head moved under an append (appends to this log were not serialised), or another
+    writer appended an entry equal to this one byte for byte meanwhile. Nothing of this
+    append was written; the caller's transaction must be rolled back and may be retried."""
 
 
 @dataclass(frozen=True)
@@ -535,7 +537,18 @@ class Ledger:
             head.checkpoint_at,
         )  # fmt: skip
         _KNOWN_HEADS[key] = moved_to
-        cur.execute(_PG_GUARDED_WRITE_SQL, self._guarded_params(head, e, f), prepare=True)
+        try:
+            cur.execute(_PG_GUARDED_WRITE_SQL, self._guarded_params(head, e, f), prepare=True)
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) != "23505":  # not unique_violation
+                raise
+            # Another writer appended an entry equal to this one byte for byte (same fields,
+            # same instant) on the head this one was built on: the head found is the one
+            # this entry would have made, and only the entry's key tells them apart.
+            raise ConcurrentAppendError(
+                f"log {self.origin}: entry {e.seq} was appended meanwhile by another writer "
+                "with the same content; roll back and try again"
+            ) from exc
         row = cur.fetchone()
         if row is None:  # no such head row (any more): a log made again, as tests do
             return None

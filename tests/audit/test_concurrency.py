@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from audit import ledger as ledger_module
 from audit.export import export_log
-from audit.ledger import Ledger
+from audit.ledger import ConcurrentAppendError, Ledger
 from audit.schema import audit_entry
 from audit.verify import verify_export
 from workflow.db import make_engine
@@ -231,3 +231,37 @@ def test_a_transaction_holding_the_head_does_not_wait_for_the_process_chain(
     finally:
         engine.dispose()
     _check_log(fresh_db_url, 4, keys, tmp_path)
+
+
+def test_an_identical_entry_built_on_a_stale_head_fails_closed(
+    fresh_db_url: str, keys: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process appended an entry byte for byte equal to this one (same fields, same
+    instant) on the head this process still expects. The head the guarded write finds is
+    then the one this entry would have made, so nothing tells the two apart but the entry's
+    key: the write must fail, never report an entry that the log does not hold for it."""
+    engine = _pg_engine(fresh_db_url)
+    ledger = Ledger(ORIGIN)
+    key = (str(engine.url), ORIGIN)
+    fields: dict[str, Any] = {
+        "ts": _now(),
+        "actor": {"user": "lan", "unit": "VP", "role": "member"},
+        "action": "auth.login_failed",
+        "object": {"type": "user", "id": "lan"},
+    }
+    try:
+        with Session(engine) as session, session.begin():
+            ledger.append(session, **{**fields, "action": "auth.login"})
+        stale = ledger_module._KNOWN_HEADS[key]
+        with Session(engine) as session, session.begin():
+            first = ledger.append(session, **fields)
+        monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, stale)
+        with Session(engine) as session, pytest.raises(ConcurrentAppendError), session.begin():
+            ledger.append(session, **fields)
+        # Tried again, it is appended after the other.
+        with Session(engine) as session, session.begin():
+            again = ledger.append(session, **fields)
+        assert (first.seq, again.seq) == (1, 2) and first.body != again.body
+    finally:
+        engine.dispose()
+    _check_log(fresh_db_url, 3, keys, tmp_path)
