@@ -192,7 +192,8 @@ _PG_WRITE_SQL = (
     "WHERE id = %s AND size = %s"
 )
 # PostgreSQL, when this process already knows the head, in one round trip: the UPDATE locks
-# the head row whatever it holds (waiting, if need be, for a concurrent append to commit),
+# the log's head row (by id and origin: an id remembered from a database since made again may
+# now be another log's) whatever it holds (waiting, if need be, for a concurrent append to commit),
 # and its SET, evaluated on the row as it is once locked, moves the head only if it is
 # exactly the one the entry was built on: its size and last leaf (which through the body's
 # "prev" chain pin every earlier entry) and its checkpoint fields. The entry and its nodes
@@ -212,7 +213,7 @@ _PG_GUARDED_WRITE_SQL = (  # constant fragments only
     f"size = CASE WHEN {_PG_GUARD} THEN %(size)s ELSE size END, "
     f"compact_range = CASE WHEN {_PG_GUARD} THEN %(range)s ELSE compact_range END, "
     f"last_leaf = CASE WHEN {_PG_GUARD} THEN %(leaf)s ELSE last_leaf END "
-    "WHERE id = %(log)s "
+    "WHERE id = %(log)s AND origin = %(origin)s "
     "RETURNING id, size, compact_range, last_leaf, checkpoint_size, checkpoint_at), "
     "entry AS (INSERT INTO audit_entry (log_id, seq, created_at, actor_user, actor_unit, "
     "actor_role, action, object_type, object_id, body, leaf_hash) "
@@ -229,7 +230,7 @@ _SQLITE_ENTRY_SQL = _ENTRY_SQL.replace("{p}", "?")
 _SQLITE_NODE_SQL = _NODE_SQL.replace("{p}", "?")
 _SQLITE_GUARDED_MOVE = (
     "UPDATE audit_log SET size = ?, compact_range = ?, last_leaf = ? "
-    "WHERE id = ? AND size = ? AND last_leaf = ?"
+    "WHERE id = ? AND origin = ? AND size = ? AND last_leaf = ?"
 )
 _MOVE_CP_SQL = (
     "UPDATE audit_log SET size = {p}, compact_range = {p}, last_leaf = {p}, "
@@ -436,6 +437,8 @@ class Ledger:
 
         `actor` has "user", "unit" and "role" (any may be None); `object` has "type" and
         "id"; `before`, `after` and `details` are JSON values (no floats) or None (omitted).
+        If it raises, part of the append may have been written: the caller's transaction must
+        be rolled back, never committed.
         """
         when = _utc(ts)
         actor_user = _short(actor.get("user"), 128, "actor user", required=False)
@@ -483,7 +486,8 @@ class Ledger:
         # checkpoint signed since by someone else only makes the next one due later, and an
         # entry that would sign one goes through the locked path anyway.
         cur.execute(
-            _SQLITE_GUARDED_MOVE, (e.tree.size, tree_bytes, e.leaf, head.id, e.seq, head.last_leaf)
+            _SQLITE_GUARDED_MOVE,
+            (e.tree.size, tree_bytes, e.leaf, head.id, self.origin, e.seq, head.last_leaf),
         )
         if cur.rowcount != 1:
             return None
@@ -499,7 +503,9 @@ class Ledger:
         key = (str(conn.engine.url), self.origin)
         txn = conn.get_transaction()
         held = conn.info.get(_HELD)
-        own: dict[str, _Head] = held[1] if held is not None and held[0]() is txn else {}
+        own: dict[str, _Head] = (
+            held[1] if txn is not None and held is not None and held[0]() is txn else {}
+        )
         done: tuple[AppendedEntry, _Head] | None = None
         if self.origin in own:
             # This transaction holds the head's row lock: it builds on its own last entry.
@@ -516,7 +522,7 @@ class Ledger:
         if done is None:
             done = self._locked_write(conn, cur, f, pg=True)
             _KNOWN_HEADS[key] = done[1]
-        if not own:
+        if not own and txn is not None:
             conn.info[_HELD] = (weakref.ref(txn), own)
         own[self.origin] = done[1]
         return done[0]
@@ -550,7 +556,7 @@ class Ledger:
                 "with the same content; roll back and try again"
             ) from exc
         row = cur.fetchone()
-        if row is None:  # no such head row (any more): a log made again, as tests do
+        if row is None:  # no such log with that id (any more): a database made again
             return None
         now = _head_from_row(row)
         if now.size == moved_to.size and now.last_leaf == moved_to.last_leaf:
@@ -592,10 +598,10 @@ class Ledger:
             checkpoint = sign_checkpoint(self.signer, self.origin, tree.size, tree.root())
         return _Built(seq, body, leaf, tree, nodes, checkpoint)
 
-    @staticmethod
-    def _guarded_params(head: _Head, e: _Built, f: _Fields) -> dict[str, Any]:
+    def _guarded_params(self, head: _Head, e: _Built, f: _Fields) -> dict[str, Any]:
         return {
             "log": head.id,
+            "origin": self.origin,
             "seq": e.seq,
             "prev": head.last_leaf,
             "cp_size": head.checkpoint_size,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 from audit import ledger as ledger_module
 from audit.export import export_log
 from audit.ledger import ConcurrentAppendError, Ledger
-from audit.schema import audit_entry
+from audit.schema import audit_entry, audit_log
 from audit.verify import verify_export
 from workflow.db import make_engine
 
@@ -23,17 +24,23 @@ pytestmark = pytest.mark.db
 ORIGIN = "test.example/concurrent"
 
 
-def _check_log(url: str, expected: int, keys: Any, tmp_path: Path) -> None:
+def _check_log(url: str, expected: int, keys: Any, tmp_path: Path, origin: str = ORIGIN) -> None:
     engine = make_engine(url)
+    folder = tmp_path / f"export-{origin.rsplit('/', 1)[-1]}"
     try:
         with Session(engine) as session, session.begin():
-            seqs = session.scalars(select(audit_entry.c.seq).order_by(audit_entry.c.seq)).all()
+            seqs = session.scalars(
+                select(audit_entry.c.seq)
+                .join(audit_log, audit_log.c.id == audit_entry.c.log_id)
+                .where(audit_log.c.origin == origin)
+                .order_by(audit_entry.c.seq)
+            ).all()
             assert seqs == list(range(expected))
-            Ledger(ORIGIN).checkpoint(session, keys.signer, now=_now())
+            Ledger(origin).checkpoint(session, keys.signer, now=_now())
         with Session(engine) as session:
-            summary = export_log(session, ORIGIN, tmp_path / "export", keys.verifier_text)
+            summary = export_log(session, origin, folder, keys.verifier_text)
         assert summary.size == expected
-        report = verify_export(tmp_path / "export", keys.verifier_text)
+        report = verify_export(folder, keys.verifier_text)
         assert report.ok, report.problem
         assert report.size == expected and report.covered == expected
     finally:
@@ -265,3 +272,41 @@ def test_an_identical_entry_built_on_a_stale_head_fails_closed(
     finally:
         engine.dispose()
     _check_log(fresh_db_url, 3, keys, tmp_path)
+
+
+def test_a_remembered_head_whose_id_is_now_another_logs_is_not_used(
+    fresh_db_url: str, keys: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, append: Any
+) -> None:
+    """As after the database was made again at the same URL with the logs created in another
+    order: the id this process remembers for its log is now another log's."""
+    engine = make_engine(fresh_db_url)
+    ledger, other = Ledger(ORIGIN), Ledger(ORIGIN + "-other")
+    key = (str(engine.url), ORIGIN)
+    try:
+        with Session(engine) as session, session.begin():
+            append(session, other, 2)
+            append(session, ledger, 1)
+            other_id = other.ensure_log(session)
+        remembered = ledger_module._KNOWN_HEADS[key]
+        monkeypatch.setitem(
+            ledger_module._KNOWN_HEADS, key, dataclasses.replace(remembered, id=other_id)
+        )
+        with Session(engine) as session, session.begin():
+            assert append(session, ledger, 1, start=1)[0].seq == 1
+            assert other.size(session) == 2 and ledger.size(session) == 2
+    finally:
+        engine.dispose()
+    _check_log(fresh_db_url, 2, keys, tmp_path)
+    _check_log(fresh_db_url, 2, keys, tmp_path, ORIGIN + "-other")
+
+
+def test_an_append_on_a_connection_without_a_transaction_does_not_crash(
+    fresh_db_url: str, append: Any
+) -> None:
+    engine = make_engine(fresh_db_url)
+    try:
+        with engine.connect() as conn:
+            assert append(conn, Ledger(ORIGIN), 2)[1].seq == 1
+            conn.rollback()
+    finally:
+        engine.dispose()
