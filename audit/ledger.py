@@ -3,6 +3,7 @@ transaction, checkpoints, proofs from the database, and the auditor's queries.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import threading
@@ -226,8 +227,6 @@ _PG_GUARDED_WRITE_SQL = (  # constant fragments only
     "SELECT id, size, compact_range, last_leaf, checkpoint_size, checkpoint_at FROM moved"
 )
 # SQLite, on the head this process left (the write lock is already held).
-_SQLITE_ENTRY_SQL = _ENTRY_SQL.replace("{p}", "?")
-_SQLITE_NODE_SQL = _NODE_SQL.replace("{p}", "?")
 _SQLITE_GUARDED_MOVE = (
     "UPDATE audit_log SET size = ?, compact_range = ?, last_leaf = ? "
     "WHERE id = ? AND origin = ? AND size = ? AND last_leaf = ?"
@@ -280,8 +279,24 @@ class _Built:
     body: bytes
     leaf: bytes
     tree: merkle.CompactRange
+    tree_bytes: bytes  # tree.to_bytes(), the head's new compact range
     nodes: list[tuple[int, int, bytes]]
     checkpoint: Checkpoint | None
+
+    def node_arrays(self) -> tuple[list[int], list[int], list[bytes]]:
+        """The nodes as three parallel arrays (levels, indexes, hashes) for unnest()."""
+        return (
+            [level for level, _, _ in self.nodes],
+            [index for _, index, _ in self.nodes],
+            [h for _, _, h in self.nodes],
+        )
+
+    def head_after(self, head: _Head) -> _Head:
+        """`head` moved past this entry (its checkpoint fields as they were)."""
+        return _Head(
+            head.id, self.tree.size, self.tree_bytes, self.leaf, head.checkpoint_size,
+            head.checkpoint_at,
+        )  # fmt: skip
 
 
 # The head each log will have after this process's latest append to it, by (database URL,
@@ -469,35 +484,29 @@ class Ledger:
         and the entry built again. Either way the head moves before the entry is inserted."""
         key = (str(conn.engine.url), self.origin)
         known = _KNOWN_HEADS.get(key)
-        done = None if known is None else self._known_write_sqlite(cur, known, f)
+        done = None if known is None else self._known_write_sqlite(conn, cur, known, f)
         if done is None:
             done = self._locked_write(conn, cur, f, pg=False)
         _KNOWN_HEADS[key] = done[1]
         return done[0]
 
     def _known_write_sqlite(
-        self, cur: Any, head: _Head, f: _Fields
+        self, conn: Connection, cur: Any, head: _Head, f: _Fields
     ) -> tuple[AppendedEntry, _Head] | None:
         e = self._build(head, f)
         if e.checkpoint is not None:
             return None
-        tree_bytes = e.tree.to_bytes()
         # The size and last leaf pin the whole log (through the bodies' "prev" chain). A
         # checkpoint signed since by someone else only makes the next one due later, and an
         # entry that would sign one goes through the locked path anyway.
         cur.execute(
             _SQLITE_GUARDED_MOVE,
-            (e.tree.size, tree_bytes, e.leaf, head.id, self.origin, e.seq, head.last_leaf),
+            (e.tree.size, e.tree_bytes, e.leaf, head.id, self.origin, e.seq, head.last_leaf),
         )
         if cur.rowcount != 1:
             return None
-        cur.execute(_SQLITE_ENTRY_SQL, self._entry_row(head.id, e, f, pg=False))
-        if e.nodes:
-            cur.executemany(_SQLITE_NODE_SQL, [(head.id, lv, ix, h) for lv, ix, h in e.nodes])
-        moved_to = _Head(
-            head.id, e.tree.size, tree_bytes, e.leaf, head.checkpoint_size, head.checkpoint_at
-        )
-        return AppendedEntry(e.seq, e.leaf, e.body, None), moved_to
+        self._insert_entry(conn, cur, head.id, e, f, pg=False)
+        return AppendedEntry(e.seq, e.leaf, e.body, None), e.head_after(head)
 
     def _append_pg(self, conn: Connection, cur: Any, f: _Fields) -> AppendedEntry:
         key = (str(conn.engine.url), self.origin)
@@ -538,10 +547,7 @@ class Ledger:
         e = self._build(head, f)
         if e.checkpoint is not None:
             return None
-        moved_to = _Head(
-            head.id, e.tree.size, e.tree.to_bytes(), e.leaf, head.checkpoint_size,
-            head.checkpoint_at,
-        )  # fmt: skip
+        moved_to = e.head_after(head)
         _KNOWN_HEADS[key] = moved_to
         try:
             cur.execute(_PG_GUARDED_WRITE_SQL, self._guarded_params(head, e, f), prepare=True)
@@ -596,9 +602,10 @@ class Ledger:
             tree.size, head.checkpoint_size, head.checkpoint_at, f.when
         ):
             checkpoint = sign_checkpoint(self.signer, self.origin, tree.size, tree.root())
-        return _Built(seq, body, leaf, tree, nodes, checkpoint)
+        return _Built(seq, body, leaf, tree, tree.to_bytes(), nodes, checkpoint)
 
     def _guarded_params(self, head: _Head, e: _Built, f: _Fields) -> dict[str, Any]:
+        levels, indexes, hashes = e.node_arrays()
         return {
             "log": head.id,
             "origin": self.origin,
@@ -607,7 +614,7 @@ class Ledger:
             "cp_size": head.checkpoint_size,
             "cp_at": head.checkpoint_at,
             "size": e.tree.size,
-            "range": e.tree.to_bytes(),
+            "range": e.tree_bytes,
             "leaf": e.leaf,
             "ts": f.when,
             "user": f.actor_user,
@@ -617,10 +624,18 @@ class Ledger:
             "otype": f.object_type,
             "oid": f.object_id,
             "body": e.body,
-            "levels": [level for level, _, _ in e.nodes],
-            "indexes": [index for _, index, _ in e.nodes],
-            "hashes": [h for _, _, h in e.nodes],
+            "levels": levels,
+            "indexes": indexes,
+            "hashes": hashes,
         }
+
+    def _insert_entry(
+        self, conn: Connection, cur: Any, log_id: int, e: _Built, f: _Fields, *, pg: bool
+    ) -> None:
+        """The entry's row and the nodes it completes, one statement each."""
+        cur.execute(_sql(conn, _ENTRY_SQL), self._entry_row(log_id, e, f, pg=pg))
+        if e.nodes:
+            cur.executemany(_sql(conn, _NODE_SQL), [(log_id, lv, ix, h) for lv, ix, h in e.nodes])
 
     @staticmethod
     def _entry_row(log_id: int, e: _Built, f: _Fields, *, pg: bool) -> tuple[Any, ...]:
@@ -646,19 +661,16 @@ class Ledger:
         if head is None:
             head = self._locked_head(conn, cur)
         e = self._build(head, f)
-        seq, leaf, tree, nodes, checkpoint = e.seq, e.leaf, e.tree, e.nodes, e.checkpoint
-        entry_row = self._entry_row(head.id, e, f, pg=pg)
+        seq, leaf, tree, checkpoint = e.seq, e.leaf, e.tree, e.checkpoint
         if pg and checkpoint is None:
             cur.execute(
                 _PG_WRITE_SQL,
                 (
-                    *entry_row,
+                    *self._entry_row(head.id, e, f, pg=True),
                     head.id,
-                    [level for level, _, _ in nodes],
-                    [index for _, index, _ in nodes],
-                    [h for _, _, h in nodes],
+                    *e.node_arrays(),
                     tree.size,
-                    tree.to_bytes(),
+                    e.tree_bytes,
                     leaf,
                     head.id,
                     seq,
@@ -666,26 +678,19 @@ class Ledger:
                 prepare=True,
             )
         else:
-            cur.execute(_sql(conn, _ENTRY_SQL), entry_row)
-            if nodes:
-                cur.executemany(
-                    _sql(conn, _NODE_SQL), [(head.id, lv, ix, h) for lv, ix, h in nodes]
-                )
+            self._insert_entry(conn, cur, head.id, e, f, pg=pg)
             if checkpoint is None:
-                cur.execute(_sql(conn, _MOVE_SQL), (tree.size, tree.to_bytes(), leaf, head.id, seq))
+                cur.execute(_sql(conn, _MOVE_SQL), (tree.size, e.tree_bytes, leaf, head.id, seq))
             else:
                 self._insert_checkpoint(conn, head.id, checkpoint, f.when)
                 cp_at = _db_time(conn, f.when)
-                moved_to = (tree.size, tree.to_bytes(), leaf, tree.size, cp_at, head.id, seq)
+                moved_to = (tree.size, e.tree_bytes, leaf, tree.size, cp_at, head.id, seq)
                 cur.execute(_sql(conn, _MOVE_CP_SQL), moved_to)
         if cur.rowcount != 1:
             raise ConcurrentAppendError(f"log {self.origin} moved past {seq} during an append")
-        cp_size, cp_at_new = (
-            (head.checkpoint_size, head.checkpoint_at)
-            if checkpoint is None
-            else (tree.size, f.when)
-        )
-        moved = _Head(head.id, tree.size, tree.to_bytes(), leaf, cp_size, cp_at_new)
+        moved = e.head_after(head)
+        if checkpoint is not None:
+            moved = dataclasses.replace(moved, checkpoint_size=tree.size, checkpoint_at=f.when)
         return AppendedEntry(seq, leaf, e.body, checkpoint), moved
 
     @staticmethod
