@@ -28,6 +28,7 @@ alerts again.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -224,6 +225,31 @@ class _Candidate:
     task_number: int
 
 
+def add_alert_notifications(
+    session: Session,
+    recipients: Sequence[int],
+    kind: str,
+    *,
+    instance_id: int | None,
+    message: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> int:
+    """One outbox row per recipient for a deadline alert (a task's or a report's); how many."""
+    session.add_all(
+        Notification(
+            recipient_id=user_id,
+            event=ALERT_ACTIONS[kind],
+            instance_id=instance_id,
+            message=message,
+            payload=payload,
+            created_at=now,
+        )
+        for user_id in recipients
+    )
+    return len(recipients)
+
+
 def _message(c: _Candidate, kind: str, days: int) -> str:
     name = f"Nhiệm vụ {c.task_number} ({c.unit_code}, {c.period_label})"
     due = f"{c.due_date:%d/%m/%Y}"
@@ -391,18 +417,15 @@ def tick_tasks(
             "working_days": days,
         }
         recipients = members.get(c.unit_id, [])
-        session.add_all(
-            Notification(
-                recipient_id=user_id,
-                event=ALERT_ACTIONS[kind],
-                instance_id=instance_id,
-                message=message,
-                payload=payload,
-                created_at=now,
-            )
-            for user_id in recipients
+        notifications += add_alert_notifications(
+            session,
+            recipients,
+            kind,
+            instance_id=instance_id,
+            message=message,
+            payload=payload,
+            now=now,
         )
-        notifications += len(recipients)
         details: dict[str, Any] = {"kind": kind, "due": due.isoformat(), "today": today.isoformat()}
         details["working_days_late" if kind == ALERT_OVERDUE else "working_days_left"] = days
         trail.record(

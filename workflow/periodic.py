@@ -37,13 +37,14 @@ from workflow.deadlines import (
     ALERT_DUE_SOON,
     ALERT_OVERDUE,
     OPEN_LATE,
+    add_alert_notifications,
 )
 from workflow.engine import person_of
 from workflow.errors import DomainError
 from workflow.evaluation import Evaluation, InstanceFacts, end_of_day, evaluate, plan_of_year
 from workflow.evidence import EvidenceStore
 from workflow.inspections import INSPECTION_STATE_LABELS, InspectionState, inspections
-from workflow.models import Notification, Organization, ReportAlert, Unit, User
+from workflow.models import Organization, ReportAlert, Unit, User
 from workflow.oversight import states_as_of
 from workflow.permissions import VHXH, report_refusal
 from workflow.reports import plan_definition
@@ -660,16 +661,8 @@ def report_alerts(
             "today": today.isoformat(),
             "working_days": days,
         }
-        session.add_all(
-            Notification(
-                recipient_id=user_id,
-                event=ALERT_ACTIONS[kind],
-                instance_id=None,
-                message=message,
-                payload=payload,
-                created_at=now,
-            )
-            for user_id in recipients
+        add_alert_notifications(
+            session, recipients, kind, instance_id=None, message=message, payload=payload, now=now
         )
         details: dict[str, Any] = {
             "kind": kind,
