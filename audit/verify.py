@@ -279,33 +279,32 @@ def _scan(lines: _Lines, cps: _Checkpoints, sizes: list[int], report: VerifyRepo
         origin = _first_origin(first)
     marker = b"" if origin is None else b',"log":' + json.dumps(origin, ensure_ascii=False).encode()
     upcoming = sizes[pending] if pending < len(sizes) else -1
-    last = bytes(32)  # what entry 0 links to: GENESIS_PREV
+    last = b"0" * 64  # the hex link of entry 0: GENESIS_PREV
     progress = lines.progress
-    unhex = binascii.unhexlify
-    sha = _HASH
+    hexlify = binascii.hexlify
+    leaf_seed, node_seed = _HASH(b"\x00"), _HASH(b"\x01")
     # The hot loop: no JSON parsing, no calls per line beyond hashing (see _fast_fields).
+    # Fields are tested in place (startswith at an offset) rather than sliced out, and the
+    # hashers are copies of ones already fed their prefix byte.
     for line in chain((first,), it) if first is not None else it:
         i = line.rfind(_PREV)
         seq = -1
-        if i >= 0 and line.endswith(_TAIL) and line[i + 73 : i + 81] == _SEQ:
+        if i > 0 and line.endswith(_TAIL) and line.startswith(_SEQ, i + 73):
             end = line.find(b",", i + 81)
             digits = line[i + 81 : end]
             if (
                 end > 0
                 and digits.isdigit()
                 and (len(digits) == 1 or digits[0] != 48)
-                and line[end : end + 7] == _TS
-                and marker in line
+                and line.startswith(_TS, end)
+                and line.rfind(marker, 0, i) > 0
             ):
                 seq = int(digits)
         if seq < 0:
             seq = _slow_line(line, count, settle)
             linked = False
         else:
-            try:
-                linked = unhex(line[i + 9 : i + 73]) == last
-            except (binascii.Error, ValueError):
-                linked = False
+            linked = line.startswith(last, i + 9)
         if seq != count:
             settle(count)
             _structure(seq, count, _Lines(it))
@@ -314,10 +313,16 @@ def _scan(lines: _Lines, cps: _Checkpoints, sizes: list[int], report: VerifyRepo
         if count == upcoming:
             settle(count)
             upcoming = sizes[pending] if pending < len(sizes) else -1
-        last = h = sha(b"\x00" + line[:-1]).digest()
+        hasher = leaf_seed.copy()
+        hasher.update(line[:-1])
+        h = hasher.digest()
+        last = hexlify(h)
         m = count
         while m & 1:
-            h = sha(b"\x01" + stack.pop() + h).digest()
+            hasher = node_seed.copy()
+            hasher.update(stack.pop())
+            hasher.update(h)
+            h = hasher.digest()
             m >>= 1
         stack.append(h)
         count += 1
