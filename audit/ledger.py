@@ -192,39 +192,22 @@ _PG_WRITE_SQL = (
     "UPDATE audit_log SET size = %s, compact_range = %s, last_leaf = %s "
     "WHERE id = %s AND size = %s"
 )
-# PostgreSQL, when this process already knows the head, in one round trip: the UPDATE locks
-# the log's head row (by id and origin: an id remembered from a database since made again may
-# now be another log's) whatever it holds (waiting, if need be, for a concurrent append to commit),
-# and its SET, evaluated on the row as it is once locked, moves the head only if it is
-# exactly the one the entry was built on: its size and last leaf (which through the body's
-# "prev" chain pin every earlier entry) and its checkpoint fields. The entry and its nodes
-# are inserted only if the head moved to this entry. RETURNING gives the head as it now
-# stands, so that an append that lost the race builds again on it, still holding the lock.
-# (The guard cannot sit in the WHERE clause: that is first tested on the statement's
-# snapshot, taken before the wait, where a head that a concurrent append is about to commit
-# cannot be seen yet, and the update would match nothing.)
-_PG_GUARD = (
-    "size = %(seq)s AND last_leaf = %(prev)s "
-    "AND checkpoint_size IS NOT DISTINCT FROM %(cp_size)s::bigint "
-    "AND checkpoint_at IS NOT DISTINCT FROM %(cp_at)s::timestamptz"
-)
-_PG_MOVED_HERE = "moved.size = %(size)s AND moved.last_leaf = %(leaf)s"
-_PG_GUARDED_WRITE_SQL = (  # constant fragments only
-    f"WITH moved AS (UPDATE audit_log SET "  # noqa: S608
-    f"size = CASE WHEN {_PG_GUARD} THEN %(size)s ELSE size END, "
-    f"compact_range = CASE WHEN {_PG_GUARD} THEN %(range)s ELSE compact_range END, "
-    f"last_leaf = CASE WHEN {_PG_GUARD} THEN %(leaf)s ELSE last_leaf END "
-    "WHERE id = %(log)s AND origin = %(origin)s "
-    "RETURNING id, size, compact_range, last_leaf, checkpoint_size, checkpoint_at), "
-    "entry AS (INSERT INTO audit_entry (log_id, seq, created_at, actor_user, actor_unit, "
-    "actor_role, action, object_type, object_id, body, leaf_hash) "
-    "SELECT id, %(seq)s, %(ts)s, %(user)s::text, %(unit)s::text, %(role)s::text, "
-    f"%(action)s, %(otype)s, %(oid)s, %(body)s, %(leaf)s FROM moved WHERE {_PG_MOVED_HERE}), "
-    "node AS (INSERT INTO audit_node (log_id, level, node_index, hash) "
-    "SELECT moved.id, l, i, h FROM moved, "
-    "unnest(%(levels)s::smallint[], %(indexes)s::bigint[], %(hashes)s::bytea[]) AS t(l, i, h) "
-    f"WHERE {_PG_MOVED_HERE}) "
-    "SELECT id, size, compact_range, last_leaf, checkpoint_size, checkpoint_at FROM moved"
+# PostgreSQL, when this process already knows the head, in one round trip (migration 0011):
+# audit_append_at_head locks the log's head row (by id and origin: an id remembered from a
+# database since made again may now be another log's), waiting if need be for a concurrent
+# append to commit, and reads it as it then stands. If it is exactly the head the entry was
+# built on (size and last leaf, which through the bodies' "prev" chain pin every earlier
+# entry, and the checkpoint fields), it stores the entry as built; if another process appended
+# meanwhile, it builds the entry again on the head now locked (only the body's "prev" and
+# "seq" values depend on it: the caller sends the bytes around them) and stores that, so a lost
+# race costs no second round trip under the lock. It writes nothing, and returns the head
+# locked, when on that head the entry would sign a checkpoint: the locked path does that.
+_PG_APPEND_SQL = (
+    "SELECT * FROM audit_append_at_head(%(log)s, %(origin)s, %(seq)s, %(prev)s, "
+    "%(cp_size)s::bigint, %(cp_at)s::timestamptz, %(range)s, %(leaf)s, %(body)s, "
+    "%(levels)s::smallint[], %(indexes)s::bigint[], %(hashes)s::bytea[], %(pre)s, %(post)s, "
+    "%(every)s::bigint, %(interval)s::interval, %(ts)s, %(user)s::text, %(unit)s::text, "
+    "%(role)s::text, %(action)s, %(otype)s, %(oid)s)"
 )
 # SQLite, on the head this process left (the write lock is already held).
 _SQLITE_GUARDED_MOVE = (
@@ -297,6 +280,16 @@ class _Built:
             head.id, self.tree.size, self.tree_bytes, self.leaf, head.checkpoint_size,
             head.checkpoint_at,
         )  # fmt: skip
+
+
+def _around_link(body: bytes) -> tuple[bytes, bytes]:
+    """A body's canonical bytes before its "prev" value and from ',"ts":' on: all but the two
+    values that depend on the head. Canonical JSON sorts keys and every key after "prev" at
+    the top level ("seq", "ts", "v") holds a scalar, so the last ',"prev":"' is the top-level
+    one (a nested "prev" key sits inside an earlier value), and "seq" follows its 64 hex
+    digits."""
+    i = body.rindex(b',"prev":"') + 9
+    return body[:i], body[body.index(b',"ts":"', i + 64) :]
 
 
 # The head each log will have after this process's latest append to it, by (database URL,
@@ -541,35 +534,48 @@ class Ledger:
     ) -> tuple[AppendedEntry, _Head] | None:
         """Build on `head`, which this process expects the log to have, record the head after
         this entry as the next writer's expectation, then lock the head and write, in one
-        round trip. When the head turns out to be another, build again on the one now locked
-        and write that. None, with nothing written, when the entry would sign a checkpoint
-        (the locked path does that) or the head row is not there."""
+        round trip; when the head turns out to be another, the database builds the entry
+        again on the one now locked and writes that. None, with nothing written, when the
+        entry would sign a checkpoint (the locked path does that) or the head row is not
+        there."""
         e = self._build(head, f)
         if e.checkpoint is not None:
             return None
         moved_to = e.head_after(head)
         _KNOWN_HEADS[key] = moved_to
+        pre, post = _around_link(e.body)
         try:
-            cur.execute(_PG_GUARDED_WRITE_SQL, self._guarded_params(head, e, f), prepare=True)
+            cur.execute(_PG_APPEND_SQL, self._append_params(head, e, f, pre, post), prepare=True)
         except Exception as exc:
             if getattr(exc, "sqlstate", None) != "23505":  # not unique_violation
                 raise
-            # Another writer appended an entry equal to this one byte for byte (same fields,
-            # same instant) on the head this one was built on: the head found is the one
-            # this entry would have made, and only the entry's key tells them apart.
+            # The head said the log had no entry at this seq, yet one is stored: fail closed
+            # rather than write past it.
             raise ConcurrentAppendError(
-                f"log {self.origin}: entry {e.seq} was appended meanwhile by another writer "
-                "with the same content; roll back and try again"
+                f"log {self.origin}: entry {e.seq} exists although the head is before it; "
+                "roll back and try again"
             ) from exc
         row = cur.fetchone()
         if row is None:  # no such log with that id (any more): a database made again
             return None
-        now = _head_from_row(row)
-        if now.size == moved_to.size and now.last_leaf == moved_to.last_leaf:
+        now = _head_from_row(row[:6])
+        written_seq, rebuilt = row[6], row[7]
+        if written_seq is None:
+            # Another append got there first and on its head this entry signs a checkpoint:
+            # this transaction holds the lock on that head, and signs and writes on it.
+            done = self._locked_write(conn, cur, f, pg=True, head=now)
+        elif rebuilt is None:
             return AppendedEntry(e.seq, e.leaf, e.body, None), moved_to
-        # Another append got there first; this transaction now holds the lock on the head
-        # it committed, and writes on that.
-        done = self._locked_write(conn, cur, f, pg=True, head=now)
+        else:
+            # Another append got there first; the entry was built again on its head.
+            body = bytes(rebuilt)
+            if (
+                written_seq != now.size - 1
+                or _around_link(body) != (pre, post)
+                or merkle.leaf_hash(body) != now.last_leaf
+            ):
+                raise LedgerError(f"log {self.origin}: the entry built again does not match")
+            done = AppendedEntry(written_seq, now.last_leaf, body, None), now
         _KNOWN_HEADS[key] = done[1]
         return done
 
@@ -604,16 +610,24 @@ class Ledger:
             checkpoint = sign_checkpoint(self.signer, self.origin, tree.size, tree.root())
         return _Built(seq, body, leaf, tree, tree.to_bytes(), nodes, checkpoint)
 
-    def _guarded_params(self, head: _Head, e: _Built, f: _Fields) -> dict[str, Any]:
+    def _append_params(
+        self, head: _Head, e: _Built, f: _Fields, pre: bytes, post: bytes
+    ) -> dict[str, Any]:
+        """audit_append_at_head's arguments. The checkpoint policy goes as it takes it: None
+        for a trigger that is off, and for both when this ledger signs nothing."""
         levels, indexes, hashes = e.node_arrays()
+        signing = self.signer is not None
         return {
+            "pre": pre,
+            "post": post,
+            "every": self.policy.every_entries if signing else None,
+            "interval": self.policy.interval if signing else None,
             "log": head.id,
             "origin": self.origin,
             "seq": e.seq,
             "prev": head.last_leaf,
             "cp_size": head.checkpoint_size,
             "cp_at": head.checkpoint_at,
-            "size": e.tree.size,
             "range": e.tree_bytes,
             "leaf": e.leaf,
             "ts": f.when,

@@ -14,8 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit import ledger as ledger_module
+from audit.canonical import canonical_bytes
 from audit.export import export_log
-from audit.ledger import ConcurrentAppendError, Ledger
+from audit.ledger import CheckpointPolicy, ConcurrentAppendError, Ledger
+from audit.merkle import leaf_hash, verify_inclusion
 from audit.schema import audit_entry, audit_log
 from audit.verify import verify_export
 from workflow.db import make_engine
@@ -167,6 +169,25 @@ def test_an_append_on_the_head_this_process_left_does_not_read_it_again(
         engine.dispose()
 
 
+def _append_on_a_stale_head(
+    engine: Any, ledger: Ledger, append_n: Any, monkeypatch: pytest.MonkeyPatch, known: int
+) -> tuple[Any, list[bool]]:
+    """Append `known` entries, then one more as if by another process (this process keeps
+    expecting the head after the first `known`), then one on that stale expectation: that
+    entry and the calls of the locked path it made."""
+    key = (str(engine.url), ledger.origin)
+    with Session(engine) as session, session.begin():
+        append_n(session, ledger, known)
+    stale = ledger_module._KNOWN_HEADS[key]
+    with Session(engine) as session, session.begin():
+        append_n(session, ledger, 1, start=known)
+    monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, stale)
+    locked = _count_locked_writes(monkeypatch)
+    with Session(engine) as session, session.begin():
+        written = append_n(session, ledger, 1, start=known + 1)[0]
+    return written, locked
+
+
 def test_an_append_on_a_stale_head_builds_again_under_the_lock(
     fresh_db_url: str,
     keys: Any,
@@ -174,26 +195,64 @@ def test_an_append_on_a_stale_head_builds_again_under_the_lock(
     monkeypatch: pytest.MonkeyPatch,
     append: Any,
 ) -> None:
-    """On PostgreSQL the guarded write returns the head it found locked, and the entry is
-    built again on it; on SQLite (the write lock held) the head is read again."""
+    """As if another process had appended since this one last did. On PostgreSQL the
+    database builds the entry again on the head it found locked, in the same statement; on
+    SQLite (the write lock held) the head is read again and the entry built on it. Either
+    way the entry is exactly the canonical body on the real head. The rebuilt entry is
+    entry 7, which completes a stored subtree of eight leaves, and a proof reads that node."""
     append_n = append
+    pg = fresh_db_url.startswith("postgresql")
     engine = make_engine(fresh_db_url)
     ledger = Ledger(ORIGIN)
     key = (str(engine.url), ORIGIN)
     try:
+        written, locked = _append_on_a_stale_head(engine, ledger, append_n, monkeypatch, 6)
+        assert locked == ([] if pg else [False])
+        assert written.seq == 7 and ledger_module._KNOWN_HEADS[key].size == 8
         with Session(engine) as session, session.begin():
-            append_n(session, ledger, 1)
-        stale = ledger_module._KNOWN_HEADS[key]
-        with Session(engine) as session, session.begin():
-            append_n(session, ledger, 1, start=1)
-        # As if another process had appended since this one last did.
-        monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, stale)
-        locked = _count_locked_writes(monkeypatch)
-        with Session(engine) as session, session.begin():
-            assert append_n(session, ledger, 1, start=2)[0].seq == 2
-        # Once: on PostgreSQL given the head the guarded write returned.
-        assert locked == [fresh_db_url.startswith("postgresql")]
-        assert ledger_module._KNOWN_HEADS[key].size == 3
+            append_n(session, ledger, 1, start=8)
+            stored = ledger.entry(session, 7)
+            record = {
+                "v": 1,
+                "log": ORIGIN,
+                "seq": 7,
+                "ts": "2026-03-02T01:37:00Z",  # T0 + 7 minutes
+                "prev": ledger.entry(session, 6).leaf_hash.hex(),
+                "actor": {"user": "user1", "unit": "U1", "role": "member"},
+                "action": "task.accepted",
+                "object": {"type": "task", "id": "3"},
+                "details": {"note": "Lần 7: nộp minh chứng"},
+            }
+            assert stored.body == written.body == canonical_bytes(record)
+            assert stored.leaf_hash == written.leaf_hash == leaf_hash(written.body)
+            # The path of entry 8 in a tree of 9 is the stored node over entries 0..7.
+            proof = ledger.inclusion_proof(session, 8, 9)
+            root = ledger.root(session, 9)
+            assert verify_inclusion(ledger.entry(session, 8).leaf_hash, 8, 9, proof, root)
+    finally:
+        engine.dispose()
+    _check_log(fresh_db_url, 9, keys, tmp_path)
+
+
+def test_an_append_on_a_stale_head_that_makes_a_checkpoint_due_signs_it(
+    fresh_db_url: str,
+    keys: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    append: Any,
+) -> None:
+    """Built on the head this process left, the entry signs nothing; on the head another
+    process left, it is the third since the last checkpoint and signs one. The database
+    leaves that to the locked path, which signs and writes it."""
+    engine = make_engine(fresh_db_url)
+    policy = CheckpointPolicy(every_entries=3, interval=None)
+    ledger = Ledger(ORIGIN, signer=keys.signer, policy=policy)
+    try:
+        written, locked = _append_on_a_stale_head(engine, ledger, append, monkeypatch, 1)
+        assert len(locked) == 1 and written.seq == 2
+        assert written.checkpoint is not None and written.checkpoint.size == 3
+        with Session(engine) as session:
+            assert [cp.size for cp in ledger.checkpoints(session)] == [3]
     finally:
         engine.dispose()
     _check_log(fresh_db_url, 3, keys, tmp_path)
@@ -240,13 +299,13 @@ def test_a_transaction_holding_the_head_does_not_wait_for_the_process_chain(
     _check_log(fresh_db_url, 4, keys, tmp_path)
 
 
-def test_an_identical_entry_built_on_a_stale_head_fails_closed(
+def test_an_identical_entry_built_on_a_stale_head_is_appended_after_the_other(
     fresh_db_url: str, keys: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another process appended an entry byte for byte equal to this one (same fields, same
-    instant) on the head this process still expects. The head the guarded write finds is
-    then the one this entry would have made, so nothing tells the two apart but the entry's
-    key: the write must fail, never report an entry that the log does not hold for it."""
+    instant) on the head this process still expects. The head after that entry is the one
+    this entry would have made, so only the head before tells them apart: the append must
+    see that the log moved and add this entry after the other, never report the other's."""
     engine = _pg_engine(fresh_db_url)
     ledger = Ledger(ORIGIN)
     key = (str(engine.url), ORIGIN)
@@ -263,15 +322,40 @@ def test_an_identical_entry_built_on_a_stale_head_fails_closed(
         with Session(engine) as session, session.begin():
             first = ledger.append(session, **fields)
         monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, stale)
-        with Session(engine) as session, pytest.raises(ConcurrentAppendError), session.begin():
-            ledger.append(session, **fields)
-        # Tried again, it is appended after the other.
         with Session(engine) as session, session.begin():
             again = ledger.append(session, **fields)
         assert (first.seq, again.seq) == (1, 2) and first.body != again.body
+        with Session(engine) as session:
+            assert ledger.entry(session, 2).body == again.body
     finally:
         engine.dispose()
     _check_log(fresh_db_url, 3, keys, tmp_path)
+
+
+def test_an_entry_stored_past_the_head_makes_the_append_fail_closed(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch, append: Any
+) -> None:
+    """A row at the seq the head says is next (inserted behind the ledger's back) is never
+    overwritten or skipped: the append fails, and nothing of it is written."""
+    engine = _pg_engine(fresh_db_url)
+    ledger = Ledger(ORIGIN)
+    try:
+        with Session(engine) as session, session.begin():
+            stray = append(session, ledger, 2)[1]
+        with engine.begin() as conn:
+            log_id = ledger.ensure_log(conn)
+            conn.execute(
+                audit_entry.insert().values(
+                    log_id=log_id, seq=2, created_at=_now(), action="x", object_type="x",
+                    object_id="x", body=stray.body, leaf_hash=stray.leaf_hash,
+                )
+            )  # fmt: skip
+        with Session(engine) as session, pytest.raises(ConcurrentAppendError), session.begin():
+            append(session, ledger, 1, start=2)
+        with Session(engine) as session:
+            assert ledger.size(session) == 2
+    finally:
+        engine.dispose()
 
 
 def test_a_remembered_head_whose_id_is_now_another_logs_is_not_used(
