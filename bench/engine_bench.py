@@ -11,6 +11,11 @@ on its own rows), in alternating rounds so that load on the machine hits both si
 SQLite (a file in WAL mode) and on PostgreSQL when a URL is given (the bench creates and
 drops its own uniquely named database next to it).
 
+A third round, serial, is the baseline plus one UPDATE of a single shared row per ward before
+COMMIT: the least any gapless per-ward log costs, since the writers of one ward take that row's
+lock in turn and hold it through COMMIT (on PostgreSQL through the WAL flush, so their commits
+cannot group). It is the engine's ceiling with several writers in one ward, and reported as such.
+
 How the concurrent writers run (--concurrency; one writer always runs in the bench's process):
 
 - processes: each writer is an OS process of its own (multiprocessing, "spawn") with its own
@@ -119,6 +124,12 @@ bench_event = Table(
     Column("task_id", Integer, nullable=False),
     Column("body", LargeBinary, nullable=False),
 )
+bench_serial = Table(
+    "bench_serial",
+    bench_meta,
+    Column("ward", Integer, primary_key=True, autoincrement=False),
+    Column("n", Integer, nullable=False),
+)
 
 
 # --- the workload ------------------------------------------------------------------------------
@@ -139,6 +150,30 @@ class Cycle:
         return event, self.actors[event]
 
 
+@dataclass(frozen=True)
+class BareSql:
+    """The baseline's statements in the dialect's placeholders; `serial` is the serial round's
+    extra UPDATE of the ward's shared row."""
+
+    select: str
+    update: str
+    insert: str
+    serial: str
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> BareSql:
+        p = "?" if engine.dialect.name == "sqlite" else "%s"
+        return cls(
+            select=f"SELECT state, version FROM bench_task WHERE id = {p}",
+            update=(
+                f"UPDATE bench_task SET state = {p}, version = version + 1 "
+                f"WHERE id = {p} AND version = {p}"
+            ),
+            insert=f"INSERT INTO bench_event (task_id, body) VALUES ({p}, {p})",
+            serial=f"UPDATE bench_serial SET n = n + 1 WHERE ward = {p}",
+        )
+
+
 @dataclass
 class Bench:
     label: str
@@ -148,11 +183,8 @@ class Bench:
     trail: AuditTrail
     clock: FixedClock
     cycles: list[Cycle]
+    sql: BareSql
     rows: list[int] = field(default_factory=list)
-    # statement text per dialect for the baseline
-    select_sql: str = ""
-    update_sql: str = ""
-    insert_sql: str = ""
 
     def fire_one(self, cycle: Cycle) -> None:
         """One full audited transition in its own session and transaction."""
@@ -166,16 +198,15 @@ class Bench:
             )
             session.commit()
 
-    def bare_one(self, row_id: int, step: int) -> None:
-        """The baseline: SELECT + UPDATE + INSERT + COMMIT through the same driver."""
+    def bare_one(self, row_id: int, step: int, ward: int | None = None) -> None:
+        """The baseline: SELECT + UPDATE + INSERT + COMMIT through the same driver; with
+        `ward`, the serial round: the ward's shared row updated too, last before COMMIT."""
         with self.engine.begin() as conn:
-            _state, version = conn.exec_driver_sql(self.select_sql, (row_id,)).one()
-            conn.exec_driver_sql(self.update_sql, (CYCLE[step % 4], row_id, version))
-            conn.exec_driver_sql(self.insert_sql, (row_id, BODY))
-
-
-def _placeholder(engine: Engine) -> str:
-    return "?" if engine.dialect.name == "sqlite" else "%s"
+            _state, version = conn.exec_driver_sql(self.sql.select, (row_id,)).one()
+            conn.exec_driver_sql(self.sql.update, (CYCLE[step % 4], row_id, version))
+            conn.exec_driver_sql(self.sql.insert, (row_id, BODY))
+            if ward is not None:
+                conn.exec_driver_sql(self.sql.serial, (ward,))
 
 
 def _add_ward(factory: sessionmaker[Session], trail: AuditTrail, number: int) -> None:
@@ -217,8 +248,8 @@ def _add_ward(factory: sessionmaker[Session], trail: AuditTrail, number: int) ->
 
 def setup(label: str, url: str, scratch: Path, limit: int, wards: int = 1) -> Bench:
     """A migrated database holding the demo ward (and `wards` - 1 more wards of the same plan,
-    each with its own log), `limit` dated instances of each ward prepared in `reviewed`, and
-    the baseline's table of as many rows."""
+    each with its own log), `limit` dated instances of each ward prepared in `reviewed`, the
+    baseline's table of as many rows and the serial round's table of one row per ward."""
     started = time.perf_counter()
     upgrade(url)
     engine = make_engine(url, pool_size=8)
@@ -304,7 +335,7 @@ def setup(label: str, url: str, scratch: Path, limit: int, wards: int = 1) -> Be
             insert(bench_task),
             [{"id": i, "state": "reviewed", "version": 1} for i in range(1, 1 + len(home))],
         )
-    p = _placeholder(engine)
+        conn.execute(insert(bench_serial), [{"ward": w, "n": 0} for w in range(wards)])
     bench = Bench(
         label=label,
         url=url,
@@ -313,13 +344,8 @@ def setup(label: str, url: str, scratch: Path, limit: int, wards: int = 1) -> Be
         trail=trail,
         clock=clock,
         cycles=cycles,
+        sql=BareSql.for_engine(engine),
         rows=list(range(1, 1 + len(home))),
-        select_sql=f"SELECT state, version FROM bench_task WHERE id = {p}",
-        update_sql=(
-            f"UPDATE bench_task SET state = {p}, version = version + 1 "
-            f"WHERE id = {p} AND version = {p}"
-        ),
-        insert_sql=f"INSERT INTO bench_event (task_id, body) VALUES ({p}, {p})",
     )
     print(
         f"[{label}] setup: {len(cycles)} instances of {wards} ward(s) prepared in `reviewed` "
@@ -331,6 +357,7 @@ def setup(label: str, url: str, scratch: Path, limit: int, wards: int = 1) -> Be
 # --- measuring ----------------------------------------------------------------------------------
 
 MODES = ("processes", "threads")
+KINDS = ("engine", "bare", "serial")  # the rounds, alternating in this order
 STARTUP_TIMEOUT = 180.0  # a writer process: imports, engine, its actors loaded
 BARRIER_TIMEOUT = 60.0  # everyone at the start of a round
 ROUND_TIMEOUT = 600.0  # one round of every writer
@@ -359,12 +386,20 @@ def _fire_round(bench: Bench, group: list[Cycle], position: int, count: int) -> 
     return position
 
 
-def _bare_round(bench: Bench, rows: list[int], step: int, count: int) -> int:
-    """`count` baseline writes going round `rows` from `step`; the next step."""
+def _bare_round(
+    bench: Bench, rows: list[int], step: int, count: int, ward: int | None = None
+) -> int:
+    """`count` baseline writes going round `rows` from `step` (with `ward`: serial writes on
+    that ward's shared row); the next step."""
     for _ in range(count):
-        bench.bare_one(rows[step % len(rows)], step // len(rows))
+        bench.bare_one(rows[step % len(rows)], step // len(rows), ward)
         step += 1
     return step
+
+
+def _ward(group: list[Cycle]) -> int:
+    """The ward of a writer: its instances' (all in one ward)."""
+    return group[0].ward
 
 
 def _run_writers(jobs: list[Callable[[], None]]) -> float:
@@ -417,15 +452,23 @@ class _ThreadWriters:
 
         return job
 
-    def _bare_job(self, w: int) -> Callable[[], None]:
+    def _bare_job(self, w: int, serial: bool) -> Callable[[], None]:
+        ward = _ward(self.cycle_groups[w]) if serial else None
+
         def job() -> None:
-            self.steps[w] = _bare_round(self.bench, self.row_groups[w], self.steps[w], self.each)
+            self.steps[w] = _bare_round(
+                self.bench, self.row_groups[w], self.steps[w], self.each, ward
+            )
 
         return job
 
     def round(self, kind: str) -> float:
-        make = self._engine_job if kind == "engine" else self._bare_job
-        return _run_writers([make(w) for w in range(len(self.cycle_groups))])
+        return _run_writers(
+            [
+                self._engine_job(w) if kind == "engine" else self._bare_job(w, kind == "serial")
+                for w in range(len(self.cycle_groups))
+            ]
+        )
 
 
 class WriterFailed(RuntimeError):
@@ -435,20 +478,20 @@ class WriterFailed(RuntimeError):
 @dataclass(frozen=True)
 class WriterShare:
     """All a writer process is given (picklable): the database, its instances as
-    (instance_id, {event: username}, phase, ward), its baseline rows, the baseline's three
-    statements and how many of each it does per round."""
+    (instance_id, {event: username}, phase, ward), its baseline rows, the baseline's
+    statements (the serial round's among them) and how many of each it does per round."""
 
     url: str
     cycles: list[tuple[int, dict[str, str], int, int]]
     rows: list[int]
-    sql: tuple[str, str, str]
+    sql: BareSql
     each: int
 
 
 def _writer_process(index: int, share: WriterShare, conn: Connection, barrier: Barrier) -> None:
     """One writer as its own process, as a gunicorn sync worker is: its own engine and pool,
     trail and clock, its actors loaded detached as `setup` loads them. It answers "ready",
-    then per command ("engine" or "bare") waits at the common barrier, does its share of the
+    then per command (one of KINDS) waits at the common barrier, does its share of the
     round and answers "done"; on "stop" it answers with its instances' phases and exits. Any
     exception goes to the parent as a traceback (and breaks the barrier)."""
     engine: Engine | None = None
@@ -472,7 +515,6 @@ def _writer_process(index: int, share: WriterShare, conn: Connection, barrier: B
             Cycle(instance_id, {e: users[n] for e, n in actors.items()}, phase, ward)
             for instance_id, actors, phase, ward in share.cycles
         ]
-        select_sql, update_sql, insert_sql = share.sql
         bench = Bench(
             label=f"writer {index}",
             url=share.url,
@@ -481,10 +523,8 @@ def _writer_process(index: int, share: WriterShare, conn: Connection, barrier: B
             trail=AuditTrail(),
             clock=FixedClock(T0),
             cycles=cycles,
+            sql=share.sql,
             rows=share.rows,
-            select_sql=select_sql,
-            update_sql=update_sql,
-            insert_sql=insert_sql,
         )
         conn.send(("ready", None))
         position = step = 0
@@ -500,7 +540,8 @@ def _writer_process(index: int, share: WriterShare, conn: Connection, barrier: B
             if command == "engine":
                 position = _fire_round(bench, cycles, position, share.each)
             else:
-                step = _bare_round(bench, share.rows, step, share.each)
+                ward = _ward(cycles) if command == "serial" else None
+                step = _bare_round(bench, share.rows, step, share.each, ward)
             conn.send(("done", None))
     except BaseException:
         with suppress(OSError, ValueError):  # the parent may be gone
@@ -526,7 +567,6 @@ class _ProcessWriters:
         self.conns: list[Connection] = []
         self.processes: list[BaseProcess] = []
         self.stopped = False
-        sql = (bench.select_sql, bench.update_sql, bench.insert_sql)
         try:
             for index, (cycles, rows) in enumerate(zip(cycle_groups, row_groups, strict=True)):
                 share = WriterShare(
@@ -541,7 +581,7 @@ class _ProcessWriters:
                         for c in cycles
                     ],
                     rows=rows,
-                    sql=sql,
+                    sql=bench.sql,
                     each=each,
                 )
                 mine, theirs = ctx.Pipe()
@@ -686,24 +726,24 @@ def measure(
     *,
     spread: bool = False,
     mode: str = "threads",
-) -> tuple[Measure, Measure]:
-    """Alternate engine and baseline rounds until `rounds` or the time budget is used. The
-    writers work in the demo ward, or (`spread`) each in a ward of its own; several writers
-    run as threads of this process or (`mode` "processes") as processes of their own, one
-    writer always here."""
+) -> tuple[Measure, Measure, Measure]:
+    """Alternate engine, baseline and serial rounds until `rounds` or the time budget is used;
+    their measures in that order. The writers work in the demo ward, or (`spread`) each in a
+    ward of its own; several writers run as threads of this process or (`mode` "processes")
+    as processes of their own, one writer always here."""
     cycle_groups, row_groups = _groups(bench, writers, spread)
     each = max(1, per_round // writers)
-    full, bare = Measure(), Measure()
+    measures = {kind: Measure() for kind in KINDS}
     with _writers(bench, mode, cycle_groups, row_groups, each) as pool:
         deadline = time.perf_counter() + budget
         for r in range(rounds):
-            full.seconds += pool.round("engine")
-            full.done += each * writers
-            bare.seconds += pool.round("bare")
-            bare.done += each * writers
+            for kind, m in measures.items():
+                m.seconds += pool.round(kind)
+                m.done += each * writers
             if r >= 1 and time.perf_counter() > deadline:
                 break
-    return full, bare
+    full, bare, serial = measures.values()
+    return full, bare, serial
 
 
 def report(
@@ -711,9 +751,12 @@ def report(
     writers: int,
     full: Measure,
     bare: Measure,
+    serial: Measure,
     where: str = "",
     mode: str | None = None,
 ) -> float:
+    """One configuration's line: the engine against the baseline (the goal's ratio, returned)
+    and against the serial round, the ceiling of a log serialised per ward."""
     ratio = full.rate / bare.rate
     goal = GOALS[label]
     verdict = "meets" if ratio >= goal else "below"
@@ -723,7 +766,9 @@ def report(
         f"[{label}] {writers} writer{'s' if writers > 1 else ' '}{where}: engine {full.rate:8,.0f} "
         f"transitions/s ({full.done:,} in {full.seconds:.2f} s) | baseline SELECT+UPDATE+INSERT"
         f"+COMMIT {bare.rate:8,.0f}/s ({bare.done:,}) | ratio {ratio:6.1%} "
-        f"(goal >= {goal:.0%}: {verdict})"
+        f"(goal >= {goal:.0%}: {verdict}) | serialised on the ward's row {serial.rate:8,.0f}/s "
+        f"(ratio to baseline {serial.rate / bare.rate:6.1%}) | engine at "
+        f"{full.rate / serial.rate:6.1%} of it"
     )
     return ratio
 
@@ -882,13 +927,13 @@ def run_backend(label: str, url: str, args: argparse.Namespace, scratch: Path) -
     try:
         for writers in (1, args.writers):
             for mode in modes if writers > 1 else ("threads",):  # one writer: in this process
-                full, bare = measure(
+                full, bare, serial = measure(
                     bench, writers, args.transitions, args.rounds, args.max_seconds, mode=mode
                 )
-                report(label, writers, full, bare, ", one ward" if wards > 1 else "", mode)
+                report(label, writers, full, bare, serial, ", one ward" if wards > 1 else "", mode)
         if wards > 1:
             for mode in modes:
-                full, bare = measure(
+                full, bare, serial = measure(
                     bench,
                     args.writers,
                     args.transitions,
@@ -897,7 +942,7 @@ def run_backend(label: str, url: str, args: argparse.Namespace, scratch: Path) -
                     spread=True,
                     mode=mode,
                 )
-                report(label, args.writers, full, bare, ", a ward each", mode)
+                report(label, args.writers, full, bare, serial, ", a ward each", mode)
         if args.profile:
             profile(bench, args.profile)
     finally:
