@@ -230,7 +230,7 @@ def _verify(
 
         bar = tqdm(unit=" entries", unit_scale=True, leave=False)
     try:
-        with entries_path.open("rb") as fh:
+        with entries_path.open("rb", buffering=1 << 20) as fh:  # fewer, larger reads
             _scan(_Lines(iter(fh), bar), cps, sizes, report)
     finally:
         if bar is not None:

@@ -132,9 +132,11 @@ def upgrade() -> None:
                     actor_role, action, object_type, object_id, body, leaf_hash)
                 VALUES (h.id, v_seq, p_ts, p_user, p_unit, p_role, p_action, p_otype, p_oid,
                     v_body, v_leaf);
-            INSERT INTO audit_node (log_id, level, node_index, hash)
-                SELECT h.id, t.l, t.i, t.h
-                FROM unnest(v_levels, v_indexes, v_hashes) AS t(l, i, h);
+            IF cardinality(v_levels) > 0 THEN  -- one append in eight
+                INSERT INTO audit_node (log_id, level, node_index, hash)
+                    SELECT h.id, t.l, t.i, t.h
+                    FROM unnest(v_levels, v_indexes, v_hashes) AS t(l, i, h);
+            END IF;
             UPDATE audit_log AS l SET size = v_seq + 1, compact_range = v_range,
                     last_leaf = v_leaf
                 WHERE l.id = h.id;
