@@ -39,9 +39,9 @@ class LedgerError(Exception):
 
 
 class ConcurrentAppendError(LedgerError):
-    """The head moved under an append (appends to this log were not serialised), or another
-    writer appended an entry equal to this one byte for byte meanwhile. Nothing of this
-    append was written; the caller's transaction must be rolled back and may be retried."""
+    """The head moved under an append (appends to this log were not serialised), or an entry
+    is already stored at the seq the head says is next. The caller's transaction must be
+    rolled back and may be retried."""
 
 
 @dataclass(frozen=True)
@@ -220,11 +220,11 @@ _MOVE_CP_SQL = (
 )
 
 
-# Proof reads: leaves by contiguous seq ranges (the small subtrees are folded from them) and
-# the stored nodes by key, in one statement.
-# On PostgreSQL the leaves go by key too, not by range: with ranges as array parameters the
-# generic plan cannot estimate them and is far slower, so the server planned every proof
-# again (a third of its time); with keys alone the prepared statement keeps one good plan.
+# Proof reads, one statement: the leaves the small subtrees are folded from, and the stored
+# nodes by key. On PostgreSQL the leaves go by key too, not by seq range: with ranges as array
+# parameters the generic plan cannot estimate them and is far slower, so the server planned
+# every proof again; with keys alone the prepared statement keeps one good plan. SQLite reads
+# contiguous ranges.
 _PG_NODES_SQL = (
     "SELECT 0::smallint, e.seq, e.leaf_hash FROM unnest(%s::bigint[]) AS s(seq) "
     "JOIN audit_entry e ON e.log_id = %s AND e.seq = s.seq "

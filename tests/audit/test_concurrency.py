@@ -333,7 +333,7 @@ def test_an_identical_entry_built_on_a_stale_head_is_appended_after_the_other(
 
 
 def test_an_entry_stored_past_the_head_makes_the_append_fail_closed(
-    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch, append: Any
+    fresh_db_url: str, append: Any
 ) -> None:
     """A row at the seq the head says is next (inserted behind the ledger's back) is never
     overwritten or skipped: the append fails, and nothing of it is written."""
