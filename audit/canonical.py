@@ -2,9 +2,9 @@
 
 `canonical_bytes` normalises and checks the value in one walk (NFC strings and keys, no floats,
 integers within the range JSON numbers hold exactly), then has the `rfc8785` package write it:
-the canonical encoding is the package's, not ours (issue 3 asks for it by name, and a
-well-kept library beats our own code for anything that is not our domain). The walk already
-puts keys in RFC 8785 order, which the package keeps.
+the canonical encoding, key order included, is the package's, not ours (issue 3 asks for it by
+name, and a well-kept library beats our own code for anything that is not our domain). The walk
+copies only what it changes: an entry that is already NFC goes to the package as it is.
 """
 
 from __future__ import annotations
@@ -35,21 +35,19 @@ class _Refused(Exception):
 
 
 def _nfc(text: str) -> str:
-    # ASCII is already NFC; the check is far cheaper than normalising.
+    # ASCII is already NFC; the check is far cheaper than normalising. normalize() hands back
+    # the very object when it is already NFC, which the walk below relies on.
     return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
-def _jcs_order(key: str) -> bytes:
-    return key.encode("utf-16-be", "surrogatepass")
-
-
 def _normalise(value: Any) -> Any:
-    """`value` as plain dicts (keys NFC and in RFC 8785 order), lists, NFC strings and safe
-    ints; anything else raises _Refused."""
+    """`value` with every string (keys too) NFC, mappings as dicts, sequences as lists, int
+    and str subclasses as their plain values; the very object when nothing had to change.
+    Anything else raises _Refused. Key order is left to the rfc8785 package, which sorts."""
     kind = type(value)
     if kind is str:
         return value if value.isascii() else unicodedata.normalize("NFC", value)
-    if kind is dict or (kind is not list and isinstance(value, Mapping)):
+    if kind is dict:
         return _normalise_object(value)
     if kind is int:
         if -_SAFE_INT <= value <= _SAFE_INT:
@@ -61,15 +59,20 @@ def _normalise(value: Any) -> Any:
         )
     if value is None or kind is bool:
         return value
-    if kind is list or kind is tuple or isinstance(value, list | tuple):
+    if isinstance(value, Mapping):
+        return _normalise_object(value)
+    if isinstance(value, list | tuple):
         out = []
+        changed = kind is not list
         for i, item in enumerate(value):
             try:
-                out.append(_normalise(item))
+                normal = _normalise(item)
             except _Refused as refused:
                 refused.where.append(f"[{i}]")
                 raise
-        return out
+            changed = changed or normal is not item
+            out.append(normal)
+        return out if changed else value
     if isinstance(value, int):  # an int subclass (an IntEnum member, say): its number
         return _normalise(int(value))
     if isinstance(value, str):  # a str subclass (an enum member, say): its text
@@ -87,28 +90,39 @@ def _normalise(value: Any) -> Any:
 
 
 def _normalise_object(value: Mapping[Any, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    ascii_keys = True
+    """A dict of NFC keys and normalised values: `value` itself when it already is one."""
+    changed = type(value) is not dict
+    items: list[tuple[str, Any]] = []
     for key, item in value.items():
-        if type(key) is not str:
-            if not isinstance(key, str):
+        text = key
+        if type(text) is not str:
+            if not isinstance(text, str):
                 raise _Refused(TypeError, f"object keys must be strings (at {{path}}: {key!r})")
-            key = key[:]
-        if not key.isascii():
-            ascii_keys = False
-            key = unicodedata.normalize("NFC", key)
-        if key in out:
-            raise _Refused(
-                ValueError, f"two keys are equal after NFC normalisation (at {{path}}: {key!r})"
-            )
+            text = text[:]
+            changed = True
+        if not text.isascii():
+            text = unicodedata.normalize("NFC", text)
+            changed = changed or text is not key
         try:
-            out[key] = _normalise(item)
+            normal = _normalise(item)
         except _Refused as refused:
-            refused.where.append(f".{key}")
+            refused.where.append(f".{text}")
             raise
-    # For ASCII (indeed any BMP) keys code point order is UTF-16 order.
-    ordered = sorted(out) if ascii_keys else sorted(out, key=_jcs_order)
-    return {key: out[key] for key in ordered}
+        changed = changed or normal is not item
+        items.append((text, normal))
+    if not changed:
+        return value  # type: ignore[return-value]  # a dict, as checked above
+    out = dict(items)
+    if len(out) != len(items):
+        seen: set[str] = set()
+        for text, _ in items:
+            if text in seen:
+                raise _Refused(
+                    ValueError,
+                    f"two keys are equal after NFC normalisation (at {{path}}: {text!r})",
+                )
+            seen.add(text)
+    return out
 
 
 def canonical_bytes(obj: Any) -> bytes:
@@ -120,4 +134,6 @@ def canonical_bytes(obj: Any) -> bytes:
     except _Refused as refused:
         raise refused.error() from None
     except rfc8785.CanonicalizationError as exc:  # e.g. a lone surrogate: not Unicode text
+        raise ValueError(f"cannot canonicalise audit entry: {exc}") from exc
+    except UnicodeError as exc:  # a lone surrogate in a key, met where the package sorts keys
         raise ValueError(f"cannot canonicalise audit entry: {exc}") from exc

@@ -127,10 +127,16 @@ class CompactRange:
 
     @classmethod
     def from_bytes(cls, size: int, blob: bytes) -> CompactRange:
-        if len(blob) % HASH_SIZE:
-            raise ValueError("compact range blob is not a whole number of hashes")
-        hashes = [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
-        return cls(size, hashes)
+        # Every append parses one: the whole-length check stands for __init__'s per-hash one.
+        if size < 0 or len(blob) != HASH_SIZE * size.bit_count():
+            raise ValueError(
+                f"a compact range of size {size} is {size.bit_count()} hashes, "
+                f"not {len(blob)} bytes"
+            )
+        tree = cls.__new__(cls)
+        tree.size = size
+        tree.hashes = [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
+        return tree
 
     def to_bytes(self) -> bytes:
         return b"".join(self.hashes)

@@ -115,17 +115,27 @@ def test_control_characters_are_escaped_as_rfc8785_does() -> None:
     )
 
 
-def test_lone_surrogates_are_refused() -> None:
+@pytest.mark.parametrize("bad", [{"a": "\ud800"}, {"\udc00": 1}, {"b": {"\ud83d": [1]}}])
+def test_lone_surrogates_are_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="canonicalise"):
-        canonical_bytes({"a": "\ud800"})
+        canonical_bytes(bad)
+
+
+def test_the_callers_value_is_left_as_it_was() -> None:
+    decomposed = unicodedata.normalize("NFD", "Bến")
+    value = {"b": {decomposed: [decomposed]}, "a": (1, Level.HIGH)}
+    canonical_bytes(value)
+    assert value == {"b": {decomposed: [decomposed]}, "a": (1, Level.HIGH)}
+    assert list(value["b"]) == [decomposed]  # type: ignore[call-overload]
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
 
 
 def test_int_and_str_subclasses_encode_as_their_values() -> None:
     class Kind(str, enum.Enum):  # noqa: UP042 - str() of this mixin is "Kind.TASK", not its text
         TASK = "task"
-
-    class Level(enum.IntEnum):
-        HIGH = 3
 
     value = {"kind": Kind.TASK, "level": Level.HIGH}
     assert canonical_bytes(value) == b'{"kind":"task","level":3}'

@@ -216,6 +216,20 @@ def test_incremental_root_equals_naive_root(leaves: list[bytes]) -> None:
     assert created_nodes == all_nodes(leaves)
     restored = merkle.CompactRange.from_bytes(cr.size, cr.to_bytes())
     assert restored.root() == cr.root()
+    assert restored.size == cr.size and restored.hashes == cr.hashes
+
+
+@pytest.mark.parametrize("size", [1, 5, 8, 1023])
+def test_compact_range_from_bytes_refuses_a_blob_of_the_wrong_length(size: int) -> None:
+    cr = merkle.CompactRange()
+    for i in range(size):
+        cr.append(merkle.leaf_hash(b"%d" % i))
+    blob = cr.to_bytes()
+    for bad in (blob[:-1], blob + b"\0", blob[:-32], blob + bytes(32)):
+        with pytest.raises(ValueError, match="compact range"):
+            merkle.CompactRange.from_bytes(size, bad)
+    with pytest.raises(ValueError, match="compact range"):
+        merkle.CompactRange.from_bytes(-1, b"")
 
 
 @SETTINGS
