@@ -241,9 +241,10 @@ _NODE_LOOKUP = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Fields:
-    """An append's arguments, checked."""
+    """An append's arguments, checked (not frozen: built on every append, and a frozen
+    dataclass's __init__ costs several times a plain one's)."""
 
     when: datetime
     actor: Mapping[str, Any]
@@ -259,7 +260,7 @@ class _Fields:
     object_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Built:
     seq: int
     body: bytes
@@ -300,6 +301,18 @@ def _around_link(body: bytes) -> tuple[bytes, bytes]:
 # committed. Only a hint: a write built on it happens only if the head is exactly that when
 # the write holds the log's lock (PostgreSQL: the head's row lock; SQLite: the write lock).
 _KNOWN_HEADS: dict[tuple[str, str], _Head] = {}
+# The first half of those keys, per engine: rendering the URL costs more than the lookup.
+_URL_KEYS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _log_key(conn: Connection, origin: str) -> tuple[str, str]:
+    engine = conn.engine
+    url = _URL_KEYS.get(engine)
+    if url is None:
+        url = _URL_KEYS[engine] = str(engine.url)
+    return url, origin
+
+
 # One lock per log, held by a writer of this process from reading the known head, through
 # building on it, to its guarded write's answer. The writes of one process therefore reach
 # the head's row lock in the order they were built, each on the one before: the second waits
@@ -315,14 +328,9 @@ _HELD = "cchc_audit_heads_held"
 
 
 def format_ts(ts: datetime) -> str:
-    """RFC 3339 UTC with a Z: seconds, plus microseconds when there are any."""
-    ts = _utc(ts)
-    text = (
-        f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
-    )
-    if ts.microsecond:
-        text += f".{ts.microsecond:06d}"
-    return text + "Z"
+    """RFC 3339 UTC with a Z: seconds, plus microseconds when there are any (isoformat's own
+    choice, with a four-digit year)."""
+    return _utc(ts).replace(tzinfo=None).isoformat() + "Z"
 
 
 def _short(value: Any, limit: int, what: str, *, required: bool) -> str | None:
@@ -478,7 +486,7 @@ class Ledger:
         The entry is built on the head this process left, and the head moves only if it is
         still that one (another process may have appended since); otherwise the head is read
         and the entry built again. Either way the head moves before the entry is inserted."""
-        key = (str(conn.engine.url), self.origin)
+        key = _log_key(conn, self.origin)
         known = _KNOWN_HEADS.get(key)
         done = None if known is None else self._known_write_sqlite(conn, cur, known, f)
         if done is None:
@@ -505,7 +513,7 @@ class Ledger:
         return AppendedEntry(e.seq, e.leaf, e.body, None), e.head_after(head)
 
     def _append_pg(self, conn: Connection, cur: Any, f: _Fields) -> AppendedEntry:
-        key = (str(conn.engine.url), self.origin)
+        key = _log_key(conn, self.origin)
         txn = conn.get_transaction()
         held = conn.info.get(_HELD)
         own: dict[str, _Head] = (
