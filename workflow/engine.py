@@ -19,12 +19,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from blinker import NamedSignal
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, inspect, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction, joinedload
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
-from sqlalchemy.orm.util import identity_key
 
 from definitions.units import UnitCatalog, load_units
 from workflow import signals
@@ -263,7 +262,7 @@ class Engine:
         change = _change(event, target, row, actor, inputs, now)
         self._write(conn, change)
         entry = self.trail.record(
-            self.session,
+            conn,  # the session's connection, already in hand
             _ward(row),
             now=now,
             actor=Actor(actor.username, person.unit, _acting_role(event, person, work)),
@@ -299,7 +298,8 @@ class Engine:
         """Bring the session's copy of the instance, if it holds one, to what is stored now
         (what a populate_existing load and a flush would have left), and have it expired if
         the savepoint or transaction of this change rolls back."""
-        mapped = self.session.identity_map.get(identity_key(TaskInstance, row.id))
+        identity = _INSTANCE_MAPPER.identity_key_from_primary_key((row.id,))
+        mapped = self.session.identity_map.get(identity)
         if mapped is None:
             return
         stored = row.mapped_values()
@@ -933,7 +933,9 @@ def _catalog() -> UnitCatalog:
     return load_units()
 
 
-@dataclass(frozen=True)
+# The per-transition values below are plain (not frozen) dataclasses: a frozen one's __init__
+# costs several times as much, and nothing keeps or hashes them.
+@dataclass(slots=True)
 class _Inputs:
     reason: str
     assessment: str
@@ -1115,7 +1117,7 @@ def _stored_policy(text: str) -> Policy:
     return _policy(json.loads(text))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Row:
     """One instance as `fire` read it, with what the rules read."""
 
@@ -1193,9 +1195,11 @@ class _Row:
 
 # Who wrote an explanation (giải trình): they gave to the submission, as uploaders did.
 _EXPLAINERS = {
-    True: "ARRAY(SELECT DISTINCT x.author_id FROM remark x WHERE x.instance_id = ti.id "
+    # Not DISTINCT: a frozenset of them is kept, and SQLite would sort them in a temporary
+    # B-tree on every read.
+    True: "ARRAY(SELECT x.author_id FROM remark x WHERE x.instance_id = ti.id "
     "AND x.kind = 'explanation')",
-    False: "(SELECT json_group_array(DISTINCT x.author_id) FROM remark x "
+    False: "(SELECT json_group_array(x.author_id) FROM remark x "
     "WHERE x.instance_id = ti.id AND x.kind = 'explanation')",
 }
 
@@ -1248,7 +1252,7 @@ def _read_instance(conn: Connection, instance_id: int, *, submission: bool = Fal
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Change:
     """What one transition writes."""
 
@@ -1389,6 +1393,7 @@ def _write_change(conn: Connection, change: _Change) -> bool:
         cur.close()
 
 
+_INSTANCE_MAPPER = inspect(TaskInstance)
 _WARDS: dict[tuple[int, str], Organization] = {}
 
 

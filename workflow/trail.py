@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from audit.checkpoint import NoteSigner
@@ -45,7 +46,7 @@ class AuditTrail:
 
     def record(
         self,
-        session: Session,
+        session: Session | Connection,
         org: Organization,
         *,
         now: datetime,
@@ -57,7 +58,8 @@ class AuditTrail:
         after: Any = None,
         details: dict[str, Any] | None = None,
     ) -> AppendedEntry:
-        """Append one entry to the ward's log; it commits (or not) with the caller's change."""
+        """Append one entry to the ward's log; it commits (or not) with the caller's change.
+        `session` may be the session's own connection (the same transaction)."""
         return self.ledger(org).append(
             session,
             ts=now,
