@@ -3,6 +3,7 @@ transaction, checkpoints, proofs from the database, and the auditor's queries.""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,6 +68,9 @@ class CheckpointPolicy:
         return self.interval is not None and (last_at is None or ts - last_at >= self.interval)
 
 
+_DEFAULT_POLICY = CheckpointPolicy()  # frozen: one for every ledger made without a policy
+
+
 @dataclass(frozen=True)
 class EntryView:
     """One stored entry as the auditor's pages show it; `body` is the authoritative record."""
@@ -111,11 +115,18 @@ class _Head:
 
 
 def _connection(executor: Executor) -> Connection:
-    # Core statements on the session's own connection: same transaction, less overhead.
-    return executor.connection() if isinstance(executor, Session) else executor
+    """The executor's connection (a session's own: same transaction, less overhead), with any
+    append waiting for its COMMIT sent first, so that what follows sees it and comes after
+    it."""
+    conn = executor.connection() if isinstance(executor, Session) else executor
+    if _AT_COMMIT in conn.info:
+        _send_waiting(conn)
+    return conn
 
 
 def _utc(ts: datetime) -> datetime:
+    if ts.tzinfo is UTC:
+        return ts
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError("audit timestamps must be timezone-aware")
     return ts.astimezone(UTC)
@@ -208,6 +219,16 @@ _PG_APPEND_SQL = (
     "%(levels)s::smallint[], %(indexes)s::bigint[], %(hashes)s::bytea[], %(pre)s, %(post)s, "
     "%(every)s::bigint, %(interval)s::interval, %(ts)s, %(user)s::text, %(unit)s::text, "
     "%(role)s::text, %(action)s, %(otype)s, %(oid)s)"
+)
+# PostgreSQL, sent in one pipeline with the transaction's COMMIT (migration 0012): the same
+# append with the checkpoint policy off, so that it always writes, and an error, not an empty
+# answer, when the log is not there (the COMMIT behind it must never commit a change without
+# its entry).
+_PG_AT_COMMIT_SQL = (
+    "SELECT * FROM audit_append_with_commit(%(log)s, %(origin)s, %(seq)s, %(prev)s, "
+    "%(cp_size)s::bigint, %(cp_at)s::timestamptz, %(range)s, %(leaf)s, %(body)s, "
+    "%(levels)s::smallint[], %(indexes)s::bigint[], %(hashes)s::bytea[], %(pre)s, %(post)s, "
+    "%(ts)s, %(user)s::text, %(unit)s::text, %(role)s::text, %(action)s, %(otype)s, %(oid)s)"
 )
 # SQLite, on the head this process left (the write lock is already held).
 _SQLITE_GUARDED_MOVE = (
@@ -327,6 +348,178 @@ _CHAIN_WAIT = 0.25  # seconds
 _HELD = "cchc_audit_heads_held"
 
 
+# --- appends sent with the COMMIT (PostgreSQL) ---------------------------------------------------
+#
+# Every writer of a ward waits for the log's head row lock, which an append holds until its
+# transaction ends. Sent as its own statement, the append holds it through the answer's way
+# back, the caller's remaining work and the COMMIT's own round trip. `Ledger.append_at_commit`
+# keeps the append on the connection instead, and a listener on the engine's COMMIT sends it
+# in one message with the COMMIT: the lock is held only while the server runs the two. The
+# append goes out at once, in the same transaction and in order, whenever anything else might
+# need it first: a statement through SQLAlchemy (a query, a flush, a SAVEPOINT or its
+# RELEASE), any ledger call on the connection, or a look at the pending entry. A rollback,
+# also to a savepoint (nothing is pending from before a SAVEPOINT, which sent it), drops it.
+
+# Connection.info key: (a weak reference to the root transaction, the waiting append).
+_AT_COMMIT = "cchc_audit_at_commit"
+_HOOKED: weakref.WeakSet[Any] = weakref.WeakSet()
+_HOOKING = threading.Lock()
+
+
+class PendingEntry:
+    """The entry of an append that waits for its transaction's COMMIT (see
+    `Ledger.append_at_commit`): known once that COMMIT has gone through, or as soon as it is
+    asked for before, when the append is sent at once. Reading it after the transaction was
+    rolled back raises LedgerError."""
+
+    __slots__ = ("_conn", "_entry", "_lost")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._entry: AppendedEntry | None = None
+        self._lost: str | None = None
+
+    def result(self) -> AppendedEntry:
+        if self._entry is None and self._lost is None and _AT_COMMIT in self._conn.info:
+            _send_waiting(self._conn)
+        if self._entry is None:
+            raise LedgerError(self._lost or "the append was not sent")
+        return self._entry
+
+    @property
+    def seq(self) -> int:
+        return self.result().seq
+
+    @property
+    def leaf_hash(self) -> bytes:
+        return self.result().leaf_hash
+
+    @property
+    def body(self) -> bytes:
+        return self.result().body
+
+
+@dataclass(slots=True)
+class _Waiting:
+    ledger: Ledger
+    fields: _Fields
+    key: tuple[str, str]
+    head: _Head  # the head the entry was built on
+    built: _Built
+    pre: bytes
+    post: bytes
+    pending: PendingEntry
+
+
+def _take_waiting(conn: Connection) -> _Waiting | None:
+    """The append waiting on this connection, removed from it; None when there is none, or
+    when it belongs to a transaction that is over."""
+    held = conn.info.pop(_AT_COMMIT, None)
+    if held is None:
+        return None
+    txn_ref = held[0]
+    waiting: _Waiting = held[1]
+    if txn_ref() is not conn.get_transaction():
+        waiting.pending._lost = "the transaction of the append ended without it"
+        return None
+    return waiting
+
+
+def _send_waiting(conn: Connection) -> None:
+    """Send the waiting append now, as a statement of its own in the transaction."""
+    waiting = _take_waiting(conn)
+    if waiting is None:
+        return
+    cur = _cursor(conn)
+    try:
+        entry = waiting.ledger._append_pg(conn, cur, waiting.fields)
+    except BaseException as exc:
+        waiting.pending._lost = f"the append failed: {exc}"
+        raise
+    finally:
+        cur.close()
+    waiting.pending._entry = entry
+
+
+def _on_commit(conn: Connection) -> None:
+    """The engine's COMMIT listener: the waiting append and the COMMIT in one message."""
+    waiting = _take_waiting(conn)
+    if waiting is None:
+        return
+    ledger, e = waiting.ledger, waiting.built
+    params = ledger._append_params(waiting.head, e, waiting.fields, waiting.pre, waiting.post)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    # One message, the append then the COMMIT, with the values bound on the client (the
+    # driver's quoting): psycopg's pipeline mode would do the same in one round trip, at more
+    # cost on the client. If the append fails, the server skips the COMMIT and the
+    # transaction stays aborted: the caller's commit fails and nothing is committed.
+    from psycopg import ClientCursor  # PostgreSQL only: not imported for SQLite
+
+    cur = ClientCursor(driver)
+    try:
+        try:
+            cur.execute(_PG_AT_COMMIT_SQL + "; COMMIT", params)
+        except Exception as exc:
+            waiting.pending._lost = f"the append failed, and nothing was committed: {exc}"
+            # The server skipped the COMMIT and the transaction is aborted; end it here, since
+            # SQLAlchemy, its commit failed, would hand the connection back to the pool as is.
+            with contextlib.suppress(Exception):  # a broken connection: the pool's ping sees it
+                driver.rollback()
+            if getattr(exc, "sqlstate", None) == "23505":  # see _speculative_write
+                raise ConcurrentAppendError(
+                    f"log {ledger.origin}: entry {e.seq} exists although the head is before "
+                    "it; nothing was committed"
+                ) from exc
+            raise
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    # Committed: the entry is in the log (the function answers a row or raises). What follows
+    # only reads the answer.
+    assert row is not None
+    now = _head_from_row(row[:6])
+    written_seq, rebuilt = row[6], row[7]
+    if rebuilt is None:
+        done = AppendedEntry(e.seq, e.leaf, e.body, None), e.head_after(waiting.head)
+    else:
+        try:
+            done = ledger._rebuilt(now, written_seq, rebuilt, waiting.pre, waiting.post)
+        except LedgerError as exc:
+            waiting.pending._lost = str(exc)
+            raise LedgerError(
+                f"{exc}; the transaction was committed with it: run `cchc audit verify`"
+            ) from exc
+    _KNOWN_HEADS[waiting.key] = done[1]
+    waiting.pending._entry = done[0]
+
+
+def _on_rollback(conn: Connection, *_args: Any) -> None:
+    """Rollback and rollback to a savepoint: the waiting append goes with the rest."""
+    held = conn.info.pop(_AT_COMMIT, None)
+    if held is not None:
+        held[1].pending._lost = "the transaction of the append was rolled back"
+
+
+def _before_statement(conn: Connection, *_args: Any) -> None:
+    if _AT_COMMIT in conn.info:
+        _send_waiting(conn)
+
+
+def _hook(engine: Any) -> None:
+    """Install the listeners that send or drop a waiting append (once per engine)."""
+    if engine in _HOOKED:
+        return
+    with _HOOKING:
+        if engine in _HOOKED:
+            return
+        event.listen(engine, "commit", _on_commit)
+        event.listen(engine, "rollback", _on_rollback)
+        event.listen(engine, "rollback_savepoint", _on_rollback)
+        event.listen(engine, "before_cursor_execute", _before_statement)
+        _HOOKED.add(engine)
+
+
 def format_ts(ts: datetime) -> str:
     """RFC 3339 UTC with a Z: seconds, plus microseconds when there are any (isoformat's own
     choice, with a four-digit year)."""
@@ -409,7 +602,7 @@ class Ledger:
             raise ValueError("origin must be one line of 1 to 255 characters")
         self.origin = origin
         self.signer = signer
-        self.policy = policy or CheckpointPolicy()
+        self.policy = policy or _DEFAULT_POLICY
         self._cached_id: int | None = None
 
     # --- writing --------------------------------------------------------------------------
@@ -459,6 +652,19 @@ class Ledger:
         If it raises, part of the append may have been written: the caller's transaction must
         be rolled back, never committed.
         """
+        fields = self._fields(ts, actor, action, object, before, after, details)
+        return self._append_on(_connection(executor), fields)
+
+    @staticmethod
+    def _fields(
+        ts: datetime,
+        actor: Mapping[str, Any],
+        action: str,
+        object: Mapping[str, Any],
+        before: Any,
+        after: Any,
+        details: Any,
+    ) -> _Fields:
         when = _utc(ts)
         actor_user = _short(actor.get("user"), 128, "actor user", required=False)
         actor_unit = _short(actor.get("unit"), 64, "actor unit", required=False)
@@ -467,12 +673,12 @@ class Ledger:
         object_type = _short(object.get("type"), 64, "object type", required=True)
         object_id = _short(object.get("id"), 128, "object id", required=True)
         assert action_text is not None and object_type is not None and object_id is not None
-
-        fields = _Fields(
+        return _Fields(
             when, actor, action_text, object, before, after, details,
             actor_user, actor_unit, actor_role, object_type, object_id,
         )  # fmt: skip
-        conn = _connection(executor)
+
+    def _append_on(self, conn: Connection, fields: _Fields) -> AppendedEntry:
         cur = _cursor(conn)
         try:
             if conn.dialect.name == "postgresql":
@@ -480,6 +686,44 @@ class Ledger:
             return self._append_sqlite(conn, cur, fields)
         finally:
             cur.close()
+
+    def append_at_commit(
+        self,
+        executor: Executor,
+        *,
+        ts: datetime,
+        actor: Mapping[str, Any],
+        action: str,
+        object: Mapping[str, Any],
+        before: Any = None,
+        after: Any = None,
+        details: Any = None,
+    ) -> AppendedEntry | PendingEntry:
+        """`append`, for a caller that commits soon after: on PostgreSQL the append may wait
+        on the connection and go in one pipeline with the transaction's COMMIT (see
+        PendingEntry), so that the log's head stays locked only while the server runs the
+        two. It waits only when this process knows the head to build on, this transaction
+        holds no lock on it yet, and the entry signs no checkpoint; otherwise, and on
+        SQLite, it is `append`. If the append fails at the COMMIT, the COMMIT fails and
+        nothing of the transaction is committed."""
+        f = self._fields(ts, actor, action, object, before, after, details)
+        conn = _connection(executor)
+        if conn.dialect.name == "postgresql":
+            key = _log_key(conn, self.origin)
+            head = _KNOWN_HEADS.get(key)
+            txn = conn.get_transaction()
+            held = conn.info.get(_HELD)
+            holds = held is not None and held[0]() is txn and self.origin in held[1]
+            if head is not None and txn is not None and not holds:
+                e = self._build(head, f)
+                if e.checkpoint is None:
+                    _hook(conn.engine)
+                    pre, post = _around_link(e.body)
+                    pending = PendingEntry(conn)
+                    waiting = _Waiting(self, f, key, head, e, pre, post, pending)
+                    conn.info[_AT_COMMIT] = (weakref.ref(txn), waiting)
+                    return pending
+        return self._append_on(conn, f)
 
     def _append_sqlite(self, conn: Connection, cur: Any, f: _Fields) -> AppendedEntry:
         """SQLite: the transaction already holds the database's write lock (BEGIN IMMEDIATE).
@@ -578,17 +822,24 @@ class Ledger:
         elif rebuilt is None:
             return AppendedEntry(e.seq, e.leaf, e.body, None), moved_to
         else:
-            # Another append got there first; the entry was built again on its head.
-            body = bytes(rebuilt)
-            if (
-                written_seq != now.size - 1
-                or _around_link(body) != (pre, post)
-                or merkle.leaf_hash(body) != now.last_leaf
-            ):
-                raise LedgerError(f"log {self.origin}: the entry built again does not match")
-            done = AppendedEntry(written_seq, now.last_leaf, body, None), now
+            done = self._rebuilt(now, written_seq, rebuilt, pre, post)
         _KNOWN_HEADS[key] = done[1]
         return done
+
+    def _rebuilt(
+        self, now: _Head, written_seq: int, rebuilt: bytes, pre: bytes, post: bytes
+    ) -> tuple[AppendedEntry, _Head]:
+        """The entry the database built again on the head another append left (`now` is the
+        head after it), checked: the same bytes around the two values that depend on the
+        head, and the leaf and seq as the head says."""
+        body = bytes(rebuilt)
+        if (
+            written_seq != now.size - 1
+            or _around_link(body) != (pre, post)
+            or merkle.leaf_hash(body) != now.last_leaf
+        ):
+            raise LedgerError(f"log {self.origin}: the entry built again does not match")
+        return AppendedEntry(written_seq, now.last_leaf, body, None), now
 
     def _build(self, head: _Head, f: _Fields) -> _Built:
         """The entry that follows `head`: its canonical body, leaf, new tree and nodes."""

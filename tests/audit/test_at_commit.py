@@ -1,0 +1,298 @@
+"""Appends sent with the COMMIT (`Ledger.append_at_commit`, PostgreSQL).
+
+The append waits on the connection and goes in one message with the transaction's COMMIT, so
+that the log's head row is locked only while the server runs the two. What must hold: the
+entry commits with the transaction or not at all; anything that might need it first sends it
+at once (a statement, a ledger call, a look at the entry, a SAVEPOINT); a rollback, also to a
+savepoint, drops it; a failure of the append makes the COMMIT fail with nothing committed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
+
+import audit.ledger as ledger_module
+from audit.canonical import canonical_bytes
+from audit.ledger import (
+    AppendedEntry,
+    ConcurrentAppendError,
+    Ledger,
+    LedgerError,
+    PendingEntry,
+)
+from audit.schema import audit_entry
+from workflow.db import make_engine
+
+from .conftest import T0
+from .test_concurrency import _check_log, _now
+
+pytestmark = pytest.mark.db
+ORIGIN = "test.example/at-commit"
+
+
+def _fields(i: int) -> dict[str, Any]:
+    return {
+        "ts": T0 + timedelta(minutes=i),
+        "actor": {"user": f"user{i % 2}", "unit": "U1", "role": "member"},
+        "action": "task.submit",
+        "object": {"type": "task_instance", "id": str(i % 3)},
+        "details": {"note": f"Lần {i}"},
+    }
+
+
+def _record(i: int, prev: bytes) -> dict[str, Any]:
+    """The body entry `i` has when it is the log's entry `i`."""
+    return {
+        "v": 1,
+        "log": ORIGIN,
+        "seq": i,
+        "ts": (T0 + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "prev": prev.hex(),
+        "actor": {"user": f"user{i % 2}", "unit": "U1", "role": "member"},
+        "action": "task.submit",
+        "object": {"type": "task_instance", "id": str(i % 3)},
+        "details": {"note": f"Lần {i}"},
+    }
+
+
+def _pg(url: str) -> Engine:
+    if not url.startswith("postgresql"):
+        pytest.skip("on SQLite an append is written at once (the write lock is held anyway)")
+    return make_engine(url)
+
+
+def _primed(engine: Engine, ledger: Ledger, n: int = 2) -> None:
+    """`n` entries appended and committed: this process now knows the head."""
+    with Session(engine) as session, session.begin():
+        for i in range(n):
+            ledger.append(session, **_fields(i))
+
+
+@pytest.fixture
+def primed(fresh_db_url: str) -> Iterator[tuple[Engine, Ledger]]:
+    """A PostgreSQL engine and a ledger whose log holds two committed entries."""
+    engine = _pg(fresh_db_url)
+    ledger = Ledger(ORIGIN)
+    try:
+        _primed(engine, ledger)
+        yield engine, ledger
+    finally:
+        engine.dispose()
+
+
+def _head_is_free(engine: Engine) -> bool:
+    """Whether another connection can lock the log's head row at once."""
+    with engine.connect() as other:
+        try:
+            other.execute(
+                text("SELECT id FROM audit_log WHERE origin = :o FOR UPDATE NOWAIT"), {"o": ORIGIN}
+            )
+        except Exception as exc:
+            if getattr(exc.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
+                return False
+            raise
+        finally:
+            other.rollback()
+    return True
+
+
+def _size(engine: Engine, ledger: Ledger) -> int:
+    with Session(engine) as session:
+        return ledger.size(session)
+
+
+def test_on_sqlite_it_is_an_ordinary_append(db_url: str, session: Session) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite's case")
+    ledger = Ledger(ORIGIN)
+    first = ledger.append_at_commit(session, **_fields(0))
+    assert isinstance(first, AppendedEntry) and first.seq == 0
+    assert ledger.size(session) == 1
+
+
+def test_the_append_goes_with_the_commit_and_holds_no_lock_before(
+    primed: tuple[Engine, Ledger], fresh_db_url: str, keys: Any, tmp_path: Path
+) -> None:
+    engine, ledger = primed
+    with Session(engine) as session:
+        session.begin()
+        pending = ledger.append_at_commit(session, **_fields(2))
+        assert isinstance(pending, PendingEntry)
+        # Nothing was sent: the head is free for the other writers of the ward.
+        assert _head_is_free(engine)
+        assert _size(engine, ledger) == 2
+        session.commit()
+        assert pending.seq == 2
+    with Session(engine) as session:
+        stored = ledger.entry(session, 2)
+        assert (
+            stored.body
+            == pending.body
+            == canonical_bytes(_record(2, ledger.entry(session, 1).leaf_hash))
+        )
+        assert stored.leaf_hash == pending.leaf_hash
+    _check_log(fresh_db_url, 3, keys, tmp_path, ORIGIN)
+
+
+def test_looking_at_the_entry_before_the_commit_sends_it_at_once(
+    primed: tuple[Engine, Ledger],
+) -> None:
+    engine, ledger = primed
+    with Session(engine) as session:
+        session.begin()
+        pending = ledger.append_at_commit(session, **_fields(2))
+        assert pending.seq == 2
+        assert not _head_is_free(engine)  # sent: this transaction holds the head
+        assert ledger.size(session) == 3
+        session.commit()
+    assert _size(engine, ledger) == 3
+
+
+@pytest.mark.parametrize("first", ["statement", "ledger call", "savepoint", "second append"])
+def test_what_might_need_the_entry_first_sends_it(
+    primed: tuple[Engine, Ledger], first: str
+) -> None:
+    engine, ledger = primed
+    with Session(engine) as session:
+        session.begin()
+        pending = ledger.append_at_commit(session, **_fields(2))
+        if first == "statement":
+            assert session.scalar(select(func.count()).select_from(audit_entry)) == 3
+        elif first == "ledger call":
+            assert ledger.entry(session, 2).body == pending.body
+        elif first == "savepoint":
+            with session.begin_nested() as savepoint:
+                savepoint.rollback()  # the entry was sent before the SAVEPOINT
+        else:
+            second = ledger.append_at_commit(session, **_fields(3))
+            assert pending.seq == 2 and second.seq == 3
+        session.commit()
+    assert _size(engine, ledger) == (4 if first == "second append" else 3)
+
+
+def test_a_rollback_drops_the_append(primed: tuple[Engine, Ledger]) -> None:
+    engine, ledger = primed
+    with Session(engine) as session:
+        session.begin()
+        pending = ledger.append_at_commit(session, **_fields(2))
+        session.rollback()
+    with pytest.raises(LedgerError, match="rolled back"):
+        pending.result()
+    assert _size(engine, ledger) == 2
+    with Session(engine) as session:  # the next transaction knows nothing of it
+        session.begin()
+        later = ledger.append_at_commit(session, **_fields(2))
+        session.commit()
+        assert later.seq == 2
+
+
+def test_a_rollback_to_a_savepoint_drops_the_append_made_inside_it(
+    primed: tuple[Engine, Ledger],
+) -> None:
+    engine, ledger = primed
+    with Session(engine) as session:
+        session.begin()
+        savepoint = session.begin_nested()
+        inside = ledger.append_at_commit(session, **_fields(2))
+        savepoint.rollback()
+        kept = ledger.append_at_commit(session, **_fields(2))
+        session.commit()
+        assert kept.seq == 2
+    with pytest.raises(LedgerError):
+        inside.result()
+    assert _size(engine, ledger) == 3
+
+
+def test_on_a_stale_head_the_entry_is_built_again_and_committed(
+    primed: tuple[Engine, Ledger],
+    fresh_db_url: str,
+    keys: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As if another process had appended since this one last did: the database builds the
+    entry again on the head it finds, within the same message as the COMMIT."""
+    engine, ledger = primed
+    key = (str(engine.url), ORIGIN)
+    stale = ledger_module._KNOWN_HEADS[key]
+    _primed_more = _fields(2)
+    with Session(engine) as session, session.begin():
+        ledger.append(session, **_primed_more)
+    monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, stale)
+    with Session(engine) as session:
+        session.begin()
+        pending = ledger.append_at_commit(session, **_fields(3))
+        session.commit()
+    assert pending.seq == 3 and ledger_module._KNOWN_HEADS[key].size == 4
+    with Session(engine) as session:
+        expected = canonical_bytes(_record(3, ledger.entry(session, 2).leaf_hash))
+        assert ledger.entry(session, 3).body == pending.body == expected
+    _check_log(fresh_db_url, 4, keys, tmp_path, ORIGIN)
+
+
+def _other_change(session: Session) -> None:
+    """A change of the caller's own in the same transaction."""
+    session.execute(text("CREATE TABLE IF NOT EXISTS at_commit_probe (n integer)"))
+    session.execute(text("INSERT INTO at_commit_probe VALUES (1)"))
+
+
+def _probe_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        exists = conn.scalar(text("SELECT to_regclass('at_commit_probe') IS NOT NULL"))
+        return int(conn.scalar(text("SELECT count(*) FROM at_commit_probe"))) if exists else 0
+
+
+def test_an_append_that_fails_at_the_commit_fails_the_commit(primed: tuple[Engine, Ledger]) -> None:
+    """An entry stored past the head behind the ledger's back: the append fails, the COMMIT
+    is not run, and the caller's own change is not committed either."""
+    engine, ledger = primed
+    with Session(engine) as session:
+        stray = ledger.entry(session, 1)
+    with engine.begin() as conn:
+        conn.execute(
+            audit_entry.insert().values(
+                log_id=ledger.ensure_log(conn), seq=2, created_at=_now(), action="x",
+                object_type="x", object_id="x", body=stray.body, leaf_hash=stray.leaf_hash,
+            )
+        )  # fmt: skip
+    with Session(engine) as session:
+        session.begin()
+        _other_change(session)
+        pending = ledger.append_at_commit(session, **_fields(2))
+        with pytest.raises(ConcurrentAppendError, match="nothing was committed"):
+            session.commit()
+    with pytest.raises(LedgerError, match="nothing was committed"):
+        pending.result()
+    assert _probe_rows(engine) == 0
+    with Session(engine) as session:
+        assert ledger.size(session) == 2
+
+
+def test_an_append_to_a_log_that_is_not_there_fails_the_commit(
+    primed: tuple[Engine, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As after the database was made again at the same URL: the head this process remembers
+    names a log that is not there. The function raises rather than answer nothing, so the
+    COMMIT behind it never commits the change without its entry."""
+    engine, ledger = primed
+    key = (str(engine.url), ORIGIN)
+    remembered = ledger_module._KNOWN_HEADS[key]
+    monkeypatch.setitem(
+        ledger_module._KNOWN_HEADS, key, dataclasses.replace(remembered, id=remembered.id + 99)
+    )
+    with Session(engine) as session:
+        session.begin()
+        _other_change(session)
+        ledger.append_at_commit(session, **_fields(2))
+        with pytest.raises(Exception, match="is not there"):
+            session.commit()
+    assert _probe_rows(engine) == 0
+    assert _size(engine, ledger) == 2
