@@ -237,14 +237,7 @@ def _entry_json(entry: EntryView) -> dict[str, Any]:
 
 
 def _outcome_json(outcome: Outcome) -> dict[str, Any]:
-    return {
-        "instance_id": outcome.instance_id,
-        "event": outcome.event,
-        "before": outcome.before,
-        "after": outcome.after,
-        "version": outcome.version,
-        "audit_seq": outcome.audit_seq,
-    }
+    return outcome.as_dict()
 
 
 def _query() -> Fields:

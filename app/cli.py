@@ -600,7 +600,7 @@ def task_fire(
             )
     except DomainError as exc:
         fail(exc.code, exc.message)
-    emit(asdict(outcome), as_json, lambda d: d["after"])
+    emit(outcome.as_dict(), as_json, lambda d: d["after"])
 
 
 @task_group.command("reassign")

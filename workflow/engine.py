@@ -14,7 +14,7 @@ import functools
 import json
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, SessionTransaction, joinedload
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
+from audit.ledger import AppendedEntry, PendingEntry
 from definitions.units import UnitCatalog, load_units
 from workflow import signals
 from workflow.clock import Clock
@@ -76,7 +77,24 @@ class Outcome:
     before: str
     after: str
     version: int
-    audit_seq: int
+    entry: AppendedEntry | PendingEntry = field(repr=False, compare=False)
+
+    @property
+    def audit_seq(self) -> int:
+        """The audit entry's seq: known once the transaction has committed (asked for
+        before, the entry is sent at once, in the transaction)."""
+        return self.entry.seq
+
+    def as_dict(self) -> dict[str, Any]:
+        """The outcome as the CLI and the API report it."""
+        return {
+            "instance_id": self.instance_id,
+            "event": self.event,
+            "before": self.before,
+            "after": self.after,
+            "version": self.version,
+            "audit_seq": self.audit_seq,
+        }
 
 
 def _text(value: str | None) -> str:
@@ -225,8 +243,11 @@ class Engine:
         the ORM's unit of work: one SELECT reads the instance (locked on PostgreSQL) with
         everything the rules and the requirements read; one write moves the state with the
         version check in its WHERE clause and adds the remark and the outbox rows (on
-        PostgreSQL a single statement); the ledger appends the audit entry. A copy of the
-        instance in the session's identity map is brought up to date afterwards.
+        PostgreSQL a single statement); the ledger appends the audit entry, on PostgreSQL
+        with the caller's COMMIT (`Ledger.append_at_commit`: the ward's log stays locked only
+        while the server runs the two; if that append fails, the commit fails and nothing is
+        committed). A copy of the instance in the session's identity map is brought up to date
+        afterwards.
         """
         if event not in EVENTS:
             raise DomainError("unknown_event", f"Không có thao tác “{event}”.")
@@ -272,6 +293,7 @@ class Engine:
             before={"state": row.state, "version": row.version},
             after={"state": target, "version": change.version},
             details=details or None,
+            at_commit=True,  # the caller's boundary commits next (see Outcome.audit_seq)
         )
         self._refresh_mapped(row, change)
         signal = _SIGNALS.get(event)
@@ -284,7 +306,7 @@ class Engine:
                 actor=actor.username,
                 state=target,
             )
-        return Outcome(row.id, event, row.state, target, change.version, entry.seq)
+        return Outcome(row.id, event, row.state, target, change.version, entry)
 
     def _write(self, conn: Connection, change: _Change) -> None:
         """The state with its version check, the remark and the outbox rows."""
@@ -1003,7 +1025,7 @@ _N = len(_INSTANCE_COLUMNS)
 _READ_SQL = (
     "SELECT "
     + ", ".join(f"ti.{c}" for c in _INSTANCE_COLUMNS)
-    + ", u.code, u.organization_id, o.audit_origin, pt.number, pt.products, p.policy, "
+    + ", u.code, u.organization_id, o.audit_origin, pt.number, {json}, "
     "e.uploader_id, e.product, e.sha256, e.size, {explainers}{submission} "
     "FROM task_instance ti "
     "JOIN unit u ON u.id = ti.unit_id "
@@ -1167,7 +1189,7 @@ class _Row:
         return products
 
     def policy(self) -> Policy:
-        if isinstance(self.raw_policy, str):  # SQLite: the stored JSON text
+        if isinstance(self.raw_policy, str):  # the stored JSON text
             return _stored_policy(self.raw_policy)
         return _policy(self.raw_policy)
 
@@ -1204,9 +1226,16 @@ _EXPLAINERS = {
 }
 
 
+# The task's products and the plan's policy as JSON text on both databases: psycopg would
+# parse them on every row (one row per evidence file); they are parsed once, the policy from a
+# cache keyed by its text.
+_JSON_COLUMNS = {True: "pt.products::text, p.policy::text", False: "pt.products, p.policy"}
+
+
 @functools.cache
 def _read_sql(pg: bool, submission: bool) -> str:
     sql = _READ_SQL.replace("{submission}", _SUBMISSION_COLUMNS[pg] if submission else "")
+    sql = sql.replace("{json}", _JSON_COLUMNS[pg])
     sql = _sql(sql.replace("{explainers}", _EXPLAINERS[pg]), pg)
     if pg:
         # PostgreSQL serialises writers on the row; SQLite already holds the write lock

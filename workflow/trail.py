@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from audit.checkpoint import NoteSigner
-from audit.ledger import AppendedEntry, CheckpointPolicy, Ledger
+from audit.ledger import AppendedEntry, CheckpointPolicy, Ledger, PendingEntry
 from workflow.models import Organization, User
 
 
@@ -57,10 +57,15 @@ class AuditTrail:
         before: Any = None,
         after: Any = None,
         details: dict[str, Any] | None = None,
-    ) -> AppendedEntry:
+        at_commit: bool = False,
+    ) -> AppendedEntry | PendingEntry:
         """Append one entry to the ward's log; it commits (or not) with the caller's change.
-        `session` may be the session's own connection (the same transaction)."""
-        return self.ledger(org).append(
+        `session` may be the session's own connection (the same transaction). With
+        `at_commit`, a caller about to commit lets the append go with the COMMIT
+        (`Ledger.append_at_commit`); its entry is then known once committed."""
+        ledger = self.ledger(org)
+        append = ledger.append_at_commit if at_commit else ledger.append
+        return append(
             session,
             ts=now,
             actor=actor.as_dict(),
