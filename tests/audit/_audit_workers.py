@@ -10,15 +10,19 @@ from audit.ledger import Ledger
 from workflow.db import make_engine
 
 
-def append_many(url: str, origin: str, worker: int, count: int) -> list[int]:
-    """Append `count` entries, one committed transaction each; return their seqs."""
+def append_many(
+    url: str, origin: str, worker: int, count: int, at_commit: bool = False
+) -> list[int]:
+    """Append `count` entries, one committed transaction each (with `at_commit`, through
+    `Ledger.append_at_commit`); return their seqs, read once committed."""
     engine = make_engine(url)
     ledger = Ledger(origin)
+    append = ledger.append_at_commit if at_commit else ledger.append
     seqs = []
     try:
         for i in range(count):
             with Session(engine) as session, session.begin():
-                entry = ledger.append(
+                entry = append(
                     session,
                     ts=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i),
                     actor={"user": f"worker{worker}", "unit": "U", "role": "member"},
@@ -26,7 +30,7 @@ def append_many(url: str, origin: str, worker: int, count: int) -> list[int]:
                     object={"type": "worker", "id": worker},
                     details={"i": i},
                 )
-                seqs.append(entry.seq)
+            seqs.append(entry.seq)
     finally:
         engine.dispose()
     return seqs

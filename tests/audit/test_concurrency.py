@@ -64,28 +64,55 @@ def _load_workers(monkeypatch: pytest.MonkeyPatch) -> Any:
     return _audit_workers
 
 
+# With at_commit, on PostgreSQL most appends go with their COMMIT (Ledger.append_at_commit).
+@pytest.mark.parametrize("at_commit", [False, True], ids=["append", "at-commit"])
 def test_threads_append_without_gaps(
-    fresh_db_url: str, keys: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fresh_db_url: str,
+    keys: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    at_commit: bool,
 ) -> None:
     workers = _load_workers(monkeypatch)
     threads, each = 6, 15
+    kinds: list[str] = []
+    real = Ledger.append_at_commit
+
+    def recorded(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+        entry = real(self, *args, **kwargs)
+        kinds.append(type(entry).__name__)
+        return entry
+
+    monkeypatch.setattr(Ledger, "append_at_commit", recorded)
     with ThreadPoolExecutor(threads) as pool:
         results = list(
-            pool.map(lambda w: workers.append_many(fresh_db_url, ORIGIN, w, each), range(threads))
+            pool.map(
+                lambda w: workers.append_many(fresh_db_url, ORIGIN, w, each, at_commit),
+                range(threads),
+            )
         )
     assert sorted(s for r in results for s in r) == list(range(threads * each))
+    if at_commit and fresh_db_url.startswith("postgresql"):
+        # All but the appends made before this process knew the head went with the COMMIT.
+        assert kinds.count("PendingEntry") >= threads * (each - 2), kinds
     _check_log(fresh_db_url, threads * each, keys, tmp_path)
 
 
+@pytest.mark.parametrize("at_commit", [False, True], ids=["append", "at-commit"])
 def test_processes_append_without_gaps(
-    fresh_db_url: str, keys: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fresh_db_url: str,
+    keys: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    at_commit: bool,
 ) -> None:
     workers = _load_workers(monkeypatch)
     procs, each = 3, 15
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(procs) as pool:
         results = pool.starmap(
-            workers.append_many, [(fresh_db_url, ORIGIN, w, each) for w in range(procs)]
+            workers.append_many,
+            [(fresh_db_url, ORIGIN, w, each, at_commit) for w in range(procs)],
         )
     assert sorted(s for r in results for s in r) == list(range(procs * each))
     _check_log(fresh_db_url, procs * each, keys, tmp_path)
