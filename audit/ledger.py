@@ -119,7 +119,7 @@ def _connection(executor: Executor) -> Connection:
     append waiting for its COMMIT sent first, so that what follows sees it and comes after
     it."""
     conn = executor.connection() if isinstance(executor, Session) else executor
-    if _AT_COMMIT in conn.info:
+    if conn in _WAITING:
         _send_waiting(conn)
     return conn
 
@@ -360,8 +360,10 @@ _HELD = "cchc_audit_heads_held"
 # RELEASE), any ledger call on the connection, or a look at the pending entry. A rollback,
 # also to a savepoint (nothing is pending from before a SAVEPOINT, which sent it), drops it.
 
-# Connection.info key: (a weak reference to the root transaction, the waiting append).
-_AT_COMMIT = "cchc_audit_at_commit"
+# The append waiting on each connection (the SQLAlchemy Connection of the transaction, held
+# weakly: the pool's record of the driver connection outlives it, and a waiting append there
+# would keep a dropped session's connection from ever going back to the pool).
+_WAITING: weakref.WeakKeyDictionary[Connection, _Waiting] = weakref.WeakKeyDictionary()
 _HOOKED: weakref.WeakSet[Any] = weakref.WeakSet()
 _HOOKING = threading.Lock()
 
@@ -370,20 +372,22 @@ class PendingEntry:
     """The entry of an append that waits for its transaction's COMMIT (see
     `Ledger.append_at_commit`): known once that COMMIT has gone through, or as soon as it is
     asked for before, when the append is sent at once. Reading it after the transaction was
-    rolled back raises LedgerError."""
+    rolled back, or its append failed, raises LedgerError."""
 
     __slots__ = ("_conn", "_entry", "_lost")
 
     def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+        self._conn = weakref.ref(conn)
         self._entry: AppendedEntry | None = None
         self._lost: str | None = None
 
     def result(self) -> AppendedEntry:
-        if self._entry is None and self._lost is None and _AT_COMMIT in self._conn.info:
-            _send_waiting(self._conn)
+        if self._entry is None and self._lost is None:
+            conn = self._conn()
+            if conn is not None and conn in _WAITING:
+                _send_waiting(conn)
         if self._entry is None:
-            raise LedgerError(self._lost or "the append was not sent")
+            raise LedgerError(self._lost or "the append's connection was closed without it")
         return self._entry
 
     @property
@@ -402,81 +406,74 @@ class PendingEntry:
 @dataclass(slots=True)
 class _Waiting:
     ledger: Ledger
-    fields: _Fields
     key: tuple[str, str]
     head: _Head  # the head the entry was built on
     built: _Built
+    params: dict[str, Any]  # the function's arguments, fixed when the entry was built
     pre: bytes
     post: bytes
+    txn: weakref.ref[Any]  # the root transaction it belongs to
     pending: PendingEntry
 
 
 def _take_waiting(conn: Connection) -> _Waiting | None:
     """The append waiting on this connection, removed from it; None when there is none, or
-    when it belongs to a transaction that is over."""
-    held = conn.info.pop(_AT_COMMIT, None)
-    if held is None:
+    when it belongs to a transaction that is over (then it is dropped)."""
+    waiting = _WAITING.pop(conn, None)
+    if waiting is None:
         return None
-    txn_ref = held[0]
-    waiting: _Waiting = held[1]
-    if txn_ref() is not conn.get_transaction():
+    txn = waiting.txn()
+    if txn is None or txn is not conn.get_transaction():
         waiting.pending._lost = "the transaction of the append ended without it"
         return None
     return waiting
 
 
-def _send_waiting(conn: Connection) -> None:
-    """Send the waiting append now, as a statement of its own in the transaction."""
-    waiting = _take_waiting(conn)
-    if waiting is None:
-        return
-    cur = _cursor(conn)
-    try:
-        entry = waiting.ledger._append_pg(conn, cur, waiting.fields)
-    except BaseException as exc:
-        waiting.pending._lost = f"the append failed: {exc}"
-        raise
-    finally:
-        cur.close()
-    waiting.pending._entry = entry
+def _drop_waiting(conn: Connection, *_args: Any) -> None:
+    """Rollback (also to a savepoint, and two-phase): the waiting append goes with the
+    rest."""
+    waiting = _WAITING.pop(conn, None)
+    if waiting is not None:
+        waiting.pending._lost = "the transaction of the append was rolled back"
 
 
-def _on_commit(conn: Connection) -> None:
-    """The engine's COMMIT listener: the waiting append and the COMMIT in one message."""
-    waiting = _take_waiting(conn)
-    if waiting is None:
-        return
+def _send(conn: Connection, waiting: _Waiting, *, commit: bool) -> None:
+    """Run the waiting append as it was built (its arguments were fixed then), followed by
+    the COMMIT in the same message when `commit`; record the entry it wrote. If it fails,
+    the transaction is aborted (and the COMMIT not run): the remembered head is forgotten, so
+    that the next append reads the head under the lock."""
     ledger, e = waiting.ledger, waiting.built
-    params = ledger._append_params(waiting.head, e, waiting.fields, waiting.pre, waiting.post)
     driver = conn.connection.driver_connection
     assert driver is not None
-    # One message, the append then the COMMIT, with the values bound on the client (the
-    # driver's quoting): psycopg's pipeline mode would do the same in one round trip, at more
-    # cost on the client. If the append fails, the server skips the COMMIT and the
-    # transaction stays aborted: the caller's commit fails and nothing is committed.
+    # The values bound on the client (the driver's quoting): one message, the append then the
+    # COMMIT. psycopg's pipeline mode would do the same in one round trip, at more cost on
+    # the client.
     from psycopg import ClientCursor  # PostgreSQL only: not imported for SQLite
 
     cur = ClientCursor(driver)
     try:
         try:
-            cur.execute(_PG_AT_COMMIT_SQL + "; COMMIT", params)
+            cur.execute(_PG_AT_COMMIT_SQL + ("; COMMIT" if commit else ""), waiting.params)
         except Exception as exc:
-            waiting.pending._lost = f"the append failed, and nothing was committed: {exc}"
-            # The server skipped the COMMIT and the transaction is aborted; end it here, since
-            # SQLAlchemy, its commit failed, would hand the connection back to the pool as is.
-            with contextlib.suppress(Exception):  # a broken connection: the pool's ping sees it
-                driver.rollback()
+            _KNOWN_HEADS.pop(waiting.key, None)
+            outcome = "nothing was committed" if commit else "roll back and try again"
+            waiting.pending._lost = f"the append failed, and {outcome}: {exc}"
+            if commit:
+                # The server skipped the COMMIT and the transaction is aborted; end it here,
+                # since SQLAlchemy, its commit failed, would hand the connection back to the
+                # pool as it is.
+                with contextlib.suppress(Exception):  # broken: the pool's ping sees it
+                    driver.rollback()
             if getattr(exc, "sqlstate", None) == "23505":  # see _speculative_write
                 raise ConcurrentAppendError(
                     f"log {ledger.origin}: entry {e.seq} exists although the head is before "
-                    "it; nothing was committed"
+                    f"it; {outcome}"
                 ) from exc
             raise
         row = cur.fetchone()
     finally:
         cur.close()
-    # Committed: the entry is in the log (the function answers a row or raises). What follows
-    # only reads the answer.
+    # The function answers a row or raises.
     assert row is not None
     now = _head_from_row(row[:6])
     written_seq, rebuilt = row[6], row[7]
@@ -487,35 +484,59 @@ def _on_commit(conn: Connection) -> None:
             done = ledger._rebuilt(now, written_seq, rebuilt, waiting.pre, waiting.post)
         except LedgerError as exc:
             waiting.pending._lost = str(exc)
-            raise LedgerError(
-                f"{exc}; the transaction was committed with it: run `cchc audit verify`"
-            ) from exc
+            if commit:
+                raise LedgerError(
+                    f"{exc}; the transaction was committed with it: run `cchc audit verify`"
+                ) from exc
+            raise
     _KNOWN_HEADS[waiting.key] = done[1]
     waiting.pending._entry = done[0]
+    if not commit:
+        # This transaction now holds the head's row lock: later appends build on its entry.
+        txn = conn.get_transaction()
+        held = conn.info.get(_HELD)
+        own: dict[str, _Head] = (
+            held[1] if txn is not None and held is not None and held[0]() is txn else {}
+        )
+        if not own and txn is not None:
+            conn.info[_HELD] = (weakref.ref(txn), own)
+        own[ledger.origin] = done[1]
 
 
-def _on_rollback(conn: Connection, *_args: Any) -> None:
-    """Rollback and rollback to a savepoint: the waiting append goes with the rest."""
-    held = conn.info.pop(_AT_COMMIT, None)
-    if held is not None:
-        held[1].pending._lost = "the transaction of the append was rolled back"
+def _send_waiting(conn: Connection) -> None:
+    """Send the waiting append now, in the transaction, as it was built."""
+    waiting = _take_waiting(conn)
+    if waiting is not None:
+        _send(conn, waiting, commit=False)
+
+
+def _on_commit(conn: Connection) -> None:
+    """The engine's COMMIT listener: the waiting append and the COMMIT in one message."""
+    waiting = _take_waiting(conn)
+    if waiting is not None:
+        _send(conn, waiting, commit=True)
 
 
 def _before_statement(conn: Connection, *_args: Any) -> None:
-    if _AT_COMMIT in conn.info:
+    if conn in _WAITING:
         _send_waiting(conn)
 
 
-def _hook(engine: Any) -> None:
-    """Install the listeners that send or drop a waiting append (once per engine)."""
-    if engine in _HOOKED:
+def enable_append_at_commit(engine: Any) -> None:
+    """Let appends on this engine's connections go with the COMMIT (PostgreSQL; see
+    `Ledger.append_at_commit`) by installing the listeners that send or drop a waiting
+    append. Call it when the engine is made, before it is shared: SQLAlchemy's listener
+    lists are not meant to change while other threads run statements. Idempotent; nothing
+    to do on other databases."""
+    if engine.dialect.name != "postgresql":
         return
     with _HOOKING:
         if engine in _HOOKED:
             return
         event.listen(engine, "commit", _on_commit)
-        event.listen(engine, "rollback", _on_rollback)
-        event.listen(engine, "rollback_savepoint", _on_rollback)
+        event.listen(engine, "rollback", _drop_waiting)
+        event.listen(engine, "rollback_savepoint", _drop_waiting)
+        event.listen(engine, "rollback_twophase", _drop_waiting)
         event.listen(engine, "before_cursor_execute", _before_statement)
         _HOOKED.add(engine)
 
@@ -700,15 +721,17 @@ class Ledger:
         details: Any = None,
     ) -> AppendedEntry | PendingEntry:
         """`append`, for a caller that commits soon after: on PostgreSQL the append may wait
-        on the connection and go in one pipeline with the transaction's COMMIT (see
+        on the connection and go in one message with the transaction's COMMIT (see
         PendingEntry), so that the log's head stays locked only while the server runs the
         two. It waits only when this process knows the head to build on, this transaction
-        holds no lock on it yet, and the entry signs no checkpoint; otherwise, and on
-        SQLite, it is `append`. If the append fails at the COMMIT, the COMMIT fails and
-        nothing of the transaction is committed."""
+        holds no lock on it yet, the entry signs no checkpoint, and the engine was given
+        the listeners (`enable_append_at_commit`); otherwise, and on SQLite, it is
+        `append`. If the append fails at the COMMIT, the COMMIT fails and nothing of the
+        transaction is committed. Sent before the COMMIT or with it, the entry is the one
+        built here: later changes to the caller's values do not reach it."""
         f = self._fields(ts, actor, action, object, before, after, details)
         conn = _connection(executor)
-        if conn.dialect.name == "postgresql":
+        if conn.engine in _HOOKED:  # PostgreSQL, with the listeners installed
             key = _log_key(conn, self.origin)
             head = _KNOWN_HEADS.get(key)
             txn = conn.get_transaction()
@@ -717,11 +740,12 @@ class Ledger:
             if head is not None and txn is not None and not holds:
                 e = self._build(head, f)
                 if e.checkpoint is None:
-                    _hook(conn.engine)
                     pre, post = _around_link(e.body)
+                    params = self._append_params(head, e, f, pre, post)
                     pending = PendingEntry(conn)
-                    waiting = _Waiting(self, f, key, head, e, pre, post, pending)
-                    conn.info[_AT_COMMIT] = (weakref.ref(txn), waiting)
+                    _WAITING[conn] = _Waiting(
+                        self, key, head, e, params, pre, post, weakref.ref(txn), pending
+                    )
                     return pending
         return self._append_on(conn, f)
 

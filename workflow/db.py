@@ -10,6 +10,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.ledger import enable_append_at_commit
+
 DATABASE_URL_ENV = "CCHC_DATABASE_URL"
 DEFAULT_SQLITE_NAME = "cchc.sqlite"
 
@@ -45,7 +47,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    # The engine's audit appends may go with their transaction's COMMIT (docs/audit.md).
+    enable_append_at_commit(engine)
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -10,13 +10,15 @@ savepoint, drops it; a failure of the append makes the COMMIT fail with nothing 
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 import audit.ledger as ledger_module
@@ -116,6 +118,21 @@ def test_on_sqlite_it_is_an_ordinary_append(db_url: str, session: Session) -> No
     first = ledger.append_at_commit(session, **_fields(0))
     assert isinstance(first, AppendedEntry) and first.seq == 0
     assert ledger.size(session) == 1
+
+
+def test_without_the_listeners_it_is_an_ordinary_append(primed: tuple[Engine, Ledger]) -> None:
+    """An engine not made by make_engine has no COMMIT listener: nothing may wait on it."""
+    engine, ledger = primed
+    bare = create_engine(engine.url)
+    try:
+        with Session(bare) as session:
+            session.begin()
+            entry = ledger.append_at_commit(session, **_fields(2))
+            assert isinstance(entry, AppendedEntry) and entry.seq == 2
+            session.commit()
+        assert _size(engine, ledger) == 3
+    finally:
+        bare.dispose()
 
 
 def test_the_append_goes_with_the_commit_and_holds_no_lock_before(
@@ -296,3 +313,83 @@ def test_an_append_to_a_log_that_is_not_there_fails_the_commit(
             session.commit()
     assert _probe_rows(engine) == 0
     assert _size(engine, ledger) == 2
+    # The remembered head was forgotten: the next append reads the head under the lock.
+    with Session(engine) as session:
+        session.begin()
+        retried = ledger.append_at_commit(session, **_fields(2))
+        session.commit()
+    assert retried.seq == 2 and _size(engine, ledger) == 3
+
+
+def test_the_entry_is_the_one_built_when_appended(primed: tuple[Engine, Ledger]) -> None:
+    """A caller that changes its values after the append does not change the entry, whether
+    it is sent before the COMMIT or with it."""
+    engine, ledger = primed
+    with Session(engine) as session:
+        session.begin()
+        fields = _fields(2)
+        first = ledger.append_at_commit(session, **fields)
+        fields["details"]["note"] = "đổi sau"
+        assert ledger.size(session) == 3  # sent now
+        fields = _fields(3)
+        second = ledger.append_at_commit(session, **fields)
+        fields["details"]["note"] = "đổi sau"
+        session.commit()
+    with Session(engine) as session:
+        for pending, i in ((first, 2), (second, 3)):
+            stored = ledger.entry(session, i)
+            assert stored.body == pending.body
+            assert stored.content()["details"] == {"note": f"Lần {i}"}
+
+
+def test_a_rollback_after_the_connection_was_lost_raises_what_happened(
+    primed: tuple[Engine, Ledger],
+) -> None:
+    """With the listeners installed, a rollback on a connection the server dropped still
+    reports the lost connection, not an error of the listeners."""
+    engine, ledger = primed
+    with Session(engine) as session:
+        session.begin()
+        ledger.append_at_commit(session, **_fields(2))
+        pid = session.scalar(text("SELECT pg_backend_pid()"))
+        with engine.connect() as killer:
+            killer.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            killer.commit()
+        with pytest.raises(OperationalError):
+            session.execute(text("SELECT 1"))
+        session.rollback()
+    assert _size(engine, ledger) == 2  # the transaction died with its connection
+
+
+def test_a_two_phase_rollback_drops_the_append(primed: tuple[Engine, Ledger]) -> None:
+    engine, ledger = primed
+    with engine.connect() as conn:
+        twophase = conn.begin_twophase()
+        pending = ledger.append_at_commit(conn, **_fields(2))
+        twophase.rollback()
+        with pytest.raises(LedgerError, match="rolled back"):
+            pending.result()
+        assert ledger.size(conn) == 2
+        conn.commit()
+    assert _size(engine, ledger) == 2
+
+
+def test_a_session_dropped_with_an_append_waiting_gives_its_connection_back(
+    fresh_db_url: str,
+) -> None:
+    engine = _pg(fresh_db_url)
+    small = make_engine(fresh_db_url, pool_size=1, max_overflow=0, pool_timeout=2)
+    ledger = Ledger(ORIGIN)
+    try:
+        _primed(small, ledger)
+        session = Session(small)
+        session.begin()
+        pending = ledger.append_at_commit(session, **_fields(2))
+        assert isinstance(pending, PendingEntry)
+        del session
+        gc.collect()
+        with small.connect() as conn:  # the only connection is back in the pool
+            assert ledger.size(conn) == 2
+    finally:
+        small.dispose()
+        engine.dispose()
