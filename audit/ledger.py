@@ -119,8 +119,7 @@ def _connection(executor: Executor) -> Connection:
     append waiting for its COMMIT sent first, so that what follows sees it and comes after
     it."""
     conn = executor.connection() if isinstance(executor, Session) else executor
-    if conn in _WAITING:
-        _send_waiting(conn)
+    _send_waiting(conn)
     return conn
 
 
@@ -213,22 +212,28 @@ _PG_WRITE_SQL = (
 # "seq" values depend on it: the caller sends the bytes around them) and stores that, so a lost
 # race costs no second round trip under the lock. It writes nothing, and returns the head
 # locked, when on that head the entry would sign a checkpoint: the locked path does that.
-_PG_APPEND_SQL = (
-    "SELECT * FROM audit_append_at_head(%(log)s, %(origin)s, %(seq)s, %(prev)s, "
-    "%(cp_size)s::bigint, %(cp_at)s::timestamptz, %(range)s, %(leaf)s, %(body)s, "
-    "%(levels)s::smallint[], %(indexes)s::bigint[], %(hashes)s::bytea[], %(pre)s, %(post)s, "
-    "%(every)s::bigint, %(interval)s::interval, %(ts)s, %(user)s::text, %(unit)s::text, "
-    "%(role)s::text, %(action)s, %(otype)s, %(oid)s)"
+_PG_HEAD_AND_ENTRY_ARGS = (
+    "%(log)s, %(origin)s, %(seq)s, %(prev)s, %(cp_size)s::bigint, %(cp_at)s::timestamptz, "
+    "%(range)s, %(leaf)s, %(body)s, %(levels)s::smallint[], %(indexes)s::bigint[], "
+    "%(hashes)s::bytea[], %(pre)s, %(post)s, "
 )
-# PostgreSQL, sent in one pipeline with the transaction's COMMIT (migration 0012): the same
+_PG_COLUMN_ARGS = (
+    "%(ts)s, %(user)s::text, %(unit)s::text, %(role)s::text, %(action)s, %(otype)s, %(oid)s)"
+)
+_PG_APPEND_SQL = (
+    "SELECT * FROM audit_append_at_head("  # noqa: S608 - built from this module's constants
+    + _PG_HEAD_AND_ENTRY_ARGS
+    + "%(every)s::bigint, %(interval)s::interval, "
+    + _PG_COLUMN_ARGS
+)
+# PostgreSQL, sent in one message with the transaction's COMMIT (migration 0012): the same
 # append with the checkpoint policy off, so that it always writes, and an error, not an empty
 # answer, when the log is not there (the COMMIT behind it must never commit a change without
 # its entry).
 _PG_AT_COMMIT_SQL = (
-    "SELECT * FROM audit_append_with_commit(%(log)s, %(origin)s, %(seq)s, %(prev)s, "
-    "%(cp_size)s::bigint, %(cp_at)s::timestamptz, %(range)s, %(leaf)s, %(body)s, "
-    "%(levels)s::smallint[], %(indexes)s::bigint[], %(hashes)s::bytea[], %(pre)s, %(post)s, "
-    "%(ts)s, %(user)s::text, %(unit)s::text, %(role)s::text, %(action)s, %(otype)s, %(oid)s)"
+    "SELECT * FROM audit_append_with_commit("  # noqa: S608 - built from this module's constants
+    + _PG_HEAD_AND_ENTRY_ARGS
+    + _PG_COLUMN_ARGS
 )
 # SQLite, on the head this process left (the write lock is already held).
 _SQLITE_GUARDED_MOVE = (
@@ -348,6 +353,23 @@ _CHAIN_WAIT = 0.25  # seconds
 _HELD = "cchc_audit_heads_held"
 
 
+def _held_heads(conn: Connection) -> dict[str, _Head]:
+    """The heads whose row lock the connection's current transaction holds, by origin (each
+    its own last entry there); an empty dict, not yet registered, when it holds none."""
+    txn = conn.get_transaction()
+    held = conn.info.get(_HELD)
+    return held[1] if txn is not None and held is not None and held[0]() is txn else {}
+
+
+def _hold(conn: Connection, own: dict[str, _Head], origin: str, head: _Head) -> None:
+    """Record that the current transaction holds the lock of `origin`'s head, now `head`;
+    `own` is what _held_heads returned before."""
+    txn = conn.get_transaction()
+    if not own and txn is not None:
+        conn.info[_HELD] = (weakref.ref(txn), own)
+    own[origin] = head
+
+
 # --- appends sent with the COMMIT (PostgreSQL) ---------------------------------------------------
 #
 # Every writer of a ward waits for the log's head row lock, which an append holds until its
@@ -384,7 +406,7 @@ class PendingEntry:
     def result(self) -> AppendedEntry:
         if self._entry is None and self._lost is None:
             conn = self._conn()
-            if conn is not None and conn in _WAITING:
+            if conn is not None:
                 _send_waiting(conn)
         if self._entry is None:
             raise LedgerError(self._lost or "the append's connection was closed without it")
@@ -414,6 +436,10 @@ class _Waiting:
     post: bytes
     txn: weakref.ref[Any]  # the root transaction it belongs to
     pending: PendingEntry
+
+
+def _is_unique_violation(exc: BaseException) -> bool:
+    return getattr(exc, "sqlstate", None) == "23505"
 
 
 def _take_waiting(conn: Connection) -> _Waiting | None:
@@ -464,11 +490,8 @@ def _send(conn: Connection, waiting: _Waiting, *, commit: bool) -> None:
                 # pool as it is.
                 with contextlib.suppress(Exception):  # broken: the pool's ping sees it
                     driver.rollback()
-            if getattr(exc, "sqlstate", None) == "23505":  # see _speculative_write
-                raise ConcurrentAppendError(
-                    f"log {ledger.origin}: entry {e.seq} exists although the head is before "
-                    f"it; {outcome}"
-                ) from exc
+            if _is_unique_violation(exc):
+                raise ledger._stored_past_head(e.seq, outcome) from exc
             raise
         row = cur.fetchone()
     finally:
@@ -493,18 +516,12 @@ def _send(conn: Connection, waiting: _Waiting, *, commit: bool) -> None:
     waiting.pending._entry = done[0]
     if not commit:
         # This transaction now holds the head's row lock: later appends build on its entry.
-        txn = conn.get_transaction()
-        held = conn.info.get(_HELD)
-        own: dict[str, _Head] = (
-            held[1] if txn is not None and held is not None and held[0]() is txn else {}
-        )
-        if not own and txn is not None:
-            conn.info[_HELD] = (weakref.ref(txn), own)
-        own[ledger.origin] = done[1]
+        _hold(conn, _held_heads(conn), ledger.origin, done[1])
 
 
-def _send_waiting(conn: Connection) -> None:
-    """Send the waiting append now, in the transaction, as it was built."""
+def _send_waiting(conn: Connection, *_args: Any) -> None:
+    """Send the append waiting on this connection, if any, now, in the transaction, as it
+    was built (also the listener before every statement through SQLAlchemy)."""
     waiting = _take_waiting(conn)
     if waiting is not None:
         _send(conn, waiting, commit=False)
@@ -515,11 +532,6 @@ def _on_commit(conn: Connection) -> None:
     waiting = _take_waiting(conn)
     if waiting is not None:
         _send(conn, waiting, commit=True)
-
-
-def _before_statement(conn: Connection, *_args: Any) -> None:
-    if conn in _WAITING:
-        _send_waiting(conn)
 
 
 def enable_append_at_commit(engine: Any) -> None:
@@ -537,7 +549,7 @@ def enable_append_at_commit(engine: Any) -> None:
         event.listen(engine, "rollback", _drop_waiting)
         event.listen(engine, "rollback_savepoint", _drop_waiting)
         event.listen(engine, "rollback_twophase", _drop_waiting)
-        event.listen(engine, "before_cursor_execute", _before_statement)
+        event.listen(engine, "before_cursor_execute", _send_waiting)
         _HOOKED.add(engine)
 
 
@@ -735,8 +747,7 @@ class Ledger:
             key = _log_key(conn, self.origin)
             head = _KNOWN_HEADS.get(key)
             txn = conn.get_transaction()
-            held = conn.info.get(_HELD)
-            holds = held is not None and held[0]() is txn and self.origin in held[1]
+            holds = self.origin in _held_heads(conn)
             if head is not None and txn is not None and not holds:
                 e = self._build(head, f)
                 if e.checkpoint is None:
@@ -782,11 +793,7 @@ class Ledger:
 
     def _append_pg(self, conn: Connection, cur: Any, f: _Fields) -> AppendedEntry:
         key = _log_key(conn, self.origin)
-        txn = conn.get_transaction()
-        held = conn.info.get(_HELD)
-        own: dict[str, _Head] = (
-            held[1] if txn is not None and held is not None and held[0]() is txn else {}
-        )
+        own = _held_heads(conn)
         done: tuple[AppendedEntry, _Head] | None = None
         if self.origin in own:
             # This transaction holds the head's row lock: it builds on its own last entry.
@@ -803,9 +810,7 @@ class Ledger:
         if done is None:
             done = self._locked_write(conn, cur, f, pg=True)
             _KNOWN_HEADS[key] = done[1]
-        if not own and txn is not None:
-            conn.info[_HELD] = (weakref.ref(txn), own)
-        own[self.origin] = done[1]
+        _hold(conn, own, self.origin, done[1])
         return done[0]
 
     def _speculative_write(
@@ -826,14 +831,9 @@ class Ledger:
         try:
             cur.execute(_PG_APPEND_SQL, self._append_params(head, e, f, pre, post), prepare=True)
         except Exception as exc:
-            if getattr(exc, "sqlstate", None) != "23505":  # not unique_violation
+            if not _is_unique_violation(exc):
                 raise
-            # The head said the log had no entry at this seq, yet one is stored: fail closed
-            # rather than write past it.
-            raise ConcurrentAppendError(
-                f"log {self.origin}: entry {e.seq} exists although the head is before it; "
-                "roll back and try again"
-            ) from exc
+            raise self._stored_past_head(e.seq, "roll back and try again") from exc
         row = cur.fetchone()
         if row is None:  # no such log with that id (any more): a database made again
             return None
@@ -849,6 +849,13 @@ class Ledger:
             done = self._rebuilt(now, written_seq, rebuilt, pre, post)
         _KNOWN_HEADS[key] = done[1]
         return done
+
+    def _stored_past_head(self, seq: int, outcome: str) -> ConcurrentAppendError:
+        """The head said the log had no entry at `seq`, yet one is stored: the append fails
+        closed rather than write past it."""
+        return ConcurrentAppendError(
+            f"log {self.origin}: entry {seq} exists although the head is before it; {outcome}"
+        )
 
     def _rebuilt(
         self, now: _Head, written_seq: int, rebuilt: bytes, pre: bytes, post: bytes

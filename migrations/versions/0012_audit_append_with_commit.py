@@ -1,6 +1,6 @@
 """audit log (PostgreSQL): an append that can travel with the transaction's COMMIT
 
-The engine's transitions send their audit entry in one pipeline with the COMMIT, so that no
+The engine's transitions send their audit entry in one message with the COMMIT, so that no
 round trip and no client work falls inside the time the log's head row stays locked (every
 other writer of the ward waits for that lock). Such an append must never come back having
 written nothing, since the COMMIT behind it would then commit the change without its entry.
