@@ -18,7 +18,7 @@ from sqlalchemy import select
 from audit.checkpoint import NoteVerifier
 from audit.ledger import Executor, Ledger, LedgerError, _connection
 from audit.merkle import CompactRange
-from audit.schema import audit_checkpoint, audit_entry
+from audit.schema import audit_checkpoint, audit_entry, entry_order, entry_range
 
 ENTRIES_FILE = "entries.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
@@ -83,12 +83,8 @@ def export_log(
         while next_seq < size:
             rows = conn.execute(
                 select(audit_entry.c.seq, audit_entry.c.body)
-                .where(
-                    audit_entry.c.log_id == head.id,
-                    audit_entry.c.seq >= next_seq,
-                    audit_entry.c.seq < size,
-                )
-                .order_by(audit_entry.c.seq)
+                .where(*entry_range(conn.dialect.name, head.id, next_seq, size))
+                .order_by(entry_order(conn.dialect.name))
                 .limit(batch_size)
             ).all()
             if not rows:

@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 from audit import merkle
 from audit.canonical import canonical_bytes
 from audit.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
-from audit.schema import audit_checkpoint, audit_entry, audit_log
+from audit.schema import (
+    audit_checkpoint,
+    audit_entry,
+    audit_log,
+    entry_order,
+    entry_range,
+    sqlite_entry_key,
+)
 
 BODY_VERSION = 1
 GENESIS_PREV = "0" * 64  # the "prev" of entry 0: there is no earlier leaf
@@ -119,7 +126,8 @@ def _connection(executor: Executor) -> Connection:
     append waiting for its COMMIT sent first, so that what follows sees it and comes after
     it."""
     conn = executor.connection() if isinstance(executor, Session) else executor
-    _send_waiting(conn)
+    if _WAITING:  # never on SQLite, whose appends are written at once
+        _send_waiting(conn)
     return conn
 
 
@@ -182,10 +190,16 @@ _HEAD_SQL = (
     "SELECT id, size, compact_range, last_leaf, checkpoint_size, checkpoint_at "
     "FROM audit_log WHERE origin = {p}"
 )
-_ENTRY_SQL = (
+_PG_ENTRY_SQL = (
     "INSERT INTO audit_entry (log_id, seq, created_at, actor_user, actor_unit, actor_role, "
     "action, object_type, object_id, body, leaf_hash) "
-    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+# SQLite's entries carry their rowid key as well (migration 0013; audit.schema.sqlite_entry_key).
+_SQLITE_ENTRY_SQL = (
+    "INSERT INTO audit_entry (entry_key, log_id, seq, created_at, actor_user, actor_unit, "
+    "actor_role, action, object_type, object_id, body, leaf_hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _NODE_SQL = "INSERT INTO audit_node (log_id, level, node_index, hash) VALUES ({p}, {p}, {p}, {p})"
 _MOVE_SQL = (
@@ -258,12 +272,12 @@ _PG_NODES_SQL = (
     "FROM unnest(%s::smallint[], %s::bigint[]) AS w(l, i) "
     "JOIN audit_node n ON n.log_id = %s AND n.level = w.l AND n.node_index = w.i"
 )
-_LEAF_RANGE = (
-    "SELECT 0, seq, leaf_hash FROM audit_entry WHERE log_id = {p} AND seq >= {p} AND seq < {p}"
+_SQLITE_LEAF_RANGE = (
+    "SELECT 0, seq, leaf_hash FROM audit_entry WHERE entry_key >= ? AND entry_key < ?"
 )
-_NODE_LOOKUP = (
+_SQLITE_NODE_LOOKUP = (
     "SELECT level, node_index, hash FROM audit_node "
-    "WHERE log_id = {p} AND level = {p} AND node_index = {p}"
+    "WHERE log_id = ? AND level = ? AND node_index = ?"
 )
 
 
@@ -940,7 +954,11 @@ class Ledger:
         self, conn: Connection, cur: Any, log_id: int, e: _Built, f: _Fields, *, pg: bool
     ) -> None:
         """The entry's row and the nodes it completes, one statement each."""
-        cur.execute(_sql(conn, _ENTRY_SQL), self._entry_row(log_id, e, f, pg=pg))
+        row = self._entry_row(log_id, e, f, pg=pg)
+        if pg:
+            cur.execute(_PG_ENTRY_SQL, row)
+        else:
+            cur.execute(_SQLITE_ENTRY_SQL, (sqlite_entry_key(log_id, e.seq), *row))
         if e.nodes:
             cur.executemany(_sql(conn, _NODE_SQL), [(log_id, lv, ix, h) for lv, ix, h in e.nodes])
 
@@ -1089,10 +1107,10 @@ class Ledger:
                 parts: list[str] = []
                 args: list[Any] = []
                 for lo, hi in ranges:
-                    parts.append(_sql(conn, _LEAF_RANGE))
-                    args += [log_id, lo, hi]
+                    parts.append(_SQLITE_LEAF_RANGE)
+                    args += [sqlite_entry_key(log_id, lo), sqlite_entry_key(log_id, hi)]
                 for lv, ix in stored:
-                    parts.append(_sql(conn, _NODE_LOOKUP))
+                    parts.append(_SQLITE_NODE_LOOKUP)
                     args += [log_id, lv, ix]
                 cur.execute(" UNION ALL ".join(parts), args)
                 rows = cur.fetchall()
@@ -1173,9 +1191,10 @@ class Ledger:
 
     def entry(self, executor: Executor, seq: int) -> EntryView:
         conn, head = self._read_head(executor)
-        row = conn.execute(
-            select(*_ENTRY_COLUMNS).where(audit_entry.c.log_id == head.id, audit_entry.c.seq == seq)
-        ).first()
+        if not 0 <= seq < head.size:
+            raise LedgerError(f"log {self.origin} has no entry {seq}")
+        where = entry_range(conn.dialect.name, head.id, seq, seq + 1)
+        row = conn.execute(select(*_ENTRY_COLUMNS).where(*where)).first()
         if row is None:
             raise LedgerError(f"log {self.origin} has no entry {seq}")
         return _view(row)
@@ -1245,7 +1264,7 @@ class Ledger:
         head = self._head(conn, lock=False)
         if head is None:
             return Page([], page, per_page, 0)
-        where = [audit_entry.c.log_id == head.id]
+        where = entry_range(conn.dialect.name, head.id, 0, None)
         if unit is not None:
             where.append(audit_entry.c.actor_unit == unit)
         if user is not None:
@@ -1262,7 +1281,7 @@ class Ledger:
         rows = conn.execute(
             select(*_ENTRY_COLUMNS)
             .where(*where)
-            .order_by(audit_entry.c.seq.desc())
+            .order_by(entry_order(conn.dialect.name).desc())
             .limit(per_page)
             .offset((page - 1) * per_page)
         )

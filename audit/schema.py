@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    literal_column,
 )
 
 # The same convention as workflow/models.py (audit/ may not import it).
@@ -69,8 +71,6 @@ audit_entry = Table(
     Column("leaf_hash", LargeBinary, nullable=False),
     Index("ix_audit_entry_object", "log_id", "object_type", "object_id", "seq"),
     Index("ix_audit_entry_action", "log_id", "action", "seq"),
-    # SQLite: the primary key is the table's own B-tree, one less index to write per append.
-    sqlite_with_rowid=False,
 )
 
 # Hashes of complete perfect subtrees above the leaves (level >= 1), written when the append
@@ -96,3 +96,38 @@ audit_checkpoint = Table(
 )
 
 APPEND_ONLY_TABLES = ("audit_entry", "audit_node", "audit_checkpoint")
+
+# SQLite (migration 0013): audit_entry is a rowid table whose rowid, the column entry_key, is
+# log_id * 2**40 + seq (a CHECK holds it to that), so that (log_id, seq) needs no index of its
+# own and the table's B-tree keeps only keys in its interior pages. The column is not in the
+# metadata above, which PostgreSQL shares: SQLite's inserts give it, and its reads of one log
+# go by its range (`entry_range`, `entry_order`).
+SQLITE_KEY_BITS = 40
+sqlite_key_column = literal_column("audit_entry.entry_key", BigInteger)
+
+
+def sqlite_entry_key(log_id: int, seq: int) -> int:
+    return (log_id << SQLITE_KEY_BITS) + seq
+
+
+def entry_range(dialect: str, log_id: int, lo: int, hi: int | None) -> list[ColumnElement[bool]]:
+    """WHERE conditions for the entries of log `log_id` with lo <= seq < hi (no upper end
+    when hi is None), as each database finds them by key."""
+    if dialect == "sqlite":
+        # A seq is below 2**40 (the CHECK): bounds outside that would reach another log's keys.
+        end = 1 << SQLITE_KEY_BITS
+        lo = min(max(lo, 0), end)
+        hi = end if hi is None else min(max(hi, lo), end)
+        return [
+            sqlite_key_column >= sqlite_entry_key(log_id, lo),
+            sqlite_key_column < sqlite_entry_key(log_id, hi),
+        ]
+    where = [audit_entry.c.log_id == log_id, audit_entry.c.seq >= lo]
+    if hi is not None:
+        where.append(audit_entry.c.seq < hi)
+    return where
+
+
+def entry_order(dialect: str) -> ColumnElement[int]:
+    """What orders one log's entries by seq without a sort: on SQLite the key."""
+    return sqlite_key_column if dialect == "sqlite" else audit_entry.c.seq

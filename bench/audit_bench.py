@@ -36,6 +36,7 @@ from audit.checkpoint import NoteSigner, generate_key, sign_checkpoint
 from audit.export import CHECKPOINTS_DIR, ENTRIES_FILE, KEY_FILE, checkpoint_filename
 from audit.ledger import STORED_NODE_LEVEL, Ledger
 from audit.merkle import CompactRange, leaf_hash
+from audit.schema import sqlite_entry_key
 from audit.verify import verify_export
 from workflow.db import make_engine
 from workflow.migrate import upgrade
@@ -177,9 +178,14 @@ def load_sqlite(engine: Engine, n: int) -> None:
         nodes: list[tuple[int, int, int, bytes]] = []
 
         def flush() -> None:
-            rows = [(*e[:2], e[2].isoformat(" ", "microseconds")[:26], *e[3:]) for e in entries]
-            marks = ", ".join("?" * 11)
-            cur.executemany(f"INSERT INTO audit_entry ({ENTRY_COLS}) VALUES ({marks})", rows)
+            rows = [
+                (sqlite_entry_key(*e[:2]), *e[:2], e[2].isoformat(" ", "microseconds")[:26], *e[3:])
+                for e in entries
+            ]
+            marks = ", ".join("?" * 12)
+            cur.executemany(
+                f"INSERT INTO audit_entry (entry_key, {ENTRY_COLS}) VALUES ({marks})", rows
+            )
             cur.executemany("INSERT INTO audit_node VALUES (?, ?, ?, ?)", nodes)
             entries.clear()
             nodes.clear()

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from audit import merkle
@@ -23,8 +22,9 @@ from audit.canonical import canonical_bytes
 from audit.checkpoint import sign_checkpoint
 from audit.export import CHECKPOINTS_DIR, ENTRIES_FILE, KEY_FILE, checkpoint_filename, export_log
 from audit.ledger import CheckpointPolicy, Ledger
-from audit.schema import metadata
 from audit.verify import verify_export
+from workflow.db import make_engine
+from workflow.migrate import upgrade
 
 ORIGIN = "test.example/tamper"
 N = 10
@@ -34,8 +34,9 @@ POSITIONS = [0, 1, N // 2, N - 2, N - 1]  # first, second, middle, second-to-las
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory, keys: Any) -> Path:
     """An export of N entries with a signed checkpoint after every entry."""
-    engine = create_engine("sqlite://")
-    metadata.create_all(engine)
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'audit.sqlite'}"
+    upgrade(url)  # the schema as the migrations make it (SQLite's entry key: 0013)
+    engine = make_engine(url)
     ledger = Ledger(
         ORIGIN, signer=keys.signer, policy=CheckpointPolicy(every_entries=1, interval=None)
     )

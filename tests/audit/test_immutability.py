@@ -63,3 +63,26 @@ def test_truncate_is_refused_on_postgresql(written: Session, table: str) -> None
 def test_the_head_may_move_forward(written: Session) -> None:
     # The append path itself: the head row is updated, forward.
     written.execute(text("UPDATE audit_log SET checkpoint_size = checkpoint_size"))
+
+
+def test_sqlite_entry_keys_are_held_to_log_and_seq(written: Session) -> None:
+    """SQLite (migration 0013): an entry's rowid key is log_id * 2**40 + seq, or the insert is
+    refused, so the key is unique exactly when (log_id, seq) is."""
+    if written.get_bind().dialect.name != "sqlite":
+        pytest.skip("the rowid key is SQLite's")
+
+    def copy_of_entry_0_as_seq_100(key: str) -> Any:
+        return text(
+            "INSERT INTO audit_entry (entry_key, log_id, seq, created_at, action, object_type, "
+            f"object_id, body, leaf_hash) SELECT {key}, log_id, seq + 100, created_at, action, "
+            "object_type, object_id, body, leaf_hash FROM audit_entry WHERE seq = 0"
+        )
+
+    for wrong in ("log_id * 1099511627776 + 101", "(log_id + 1) * 1099511627776 + 100"):
+        savepoint = written.begin_nested()
+        with pytest.raises(DBAPIError, match="ck_audit_entry_key"):
+            written.execute(copy_of_entry_0_as_seq_100(wrong))
+        savepoint.rollback()
+    savepoint = written.begin_nested()  # the key the ledger gives is accepted
+    written.execute(copy_of_entry_0_as_seq_100("log_id * 1099511627776 + 100"))
+    savepoint.rollback()

@@ -16,6 +16,7 @@ from audit import ledger as ledger_module
 from audit import merkle
 from audit.canonical import canonical_bytes
 from audit.checkpoint import parse_and_verify_checkpoint
+from audit.export import ENTRIES_FILE, export_log
 from audit.ledger import STORED_NODE_LEVEL, CheckpointPolicy, Ledger, LedgerError, ensure_log
 from audit.schema import audit_entry, audit_log, audit_node
 
@@ -198,6 +199,32 @@ def test_history_and_filtered_pages(session: Session, append: Any, t0: datetime)
     assert ledger.entries(session, object_type="plan").total == 0
     assert Ledger("test.example/none").entries(session).total == 0
     assert Ledger("test.example/none").history(session, "task", "1") == []
+
+
+def test_logs_sharing_a_database_keep_to_their_own_entries(
+    session: Session, append: Any, keys: Any, tmp_path: Any
+) -> None:
+    """Reads of one log (by seq on PostgreSQL, by SQLite's rowid key range since migration
+    0013) never reach the entries of the log made before or after it, whatever seq is
+    asked for."""
+    before, ledger, after = Ledger("test.example/a"), Ledger(ORIGIN), Ledger("test.example/z")
+    append(session, before, 3)
+    mine = append(session, ledger, 4)
+    append(session, after, 6)
+    assert [e.seq for e in ledger.entries(session, per_page=100).items] == [3, 2, 1, 0]
+    assert ledger.entries(session).total == 4
+    assert ledger.entry(session, 3).body == mine[3].body
+    for seq in (4, 5, 2**40, 2**40 + 1, 2**62, -1):
+        with pytest.raises(LedgerError, match="has no entry"):
+            ledger.entry(session, seq)
+    summary = export_log(session, ORIGIN, tmp_path / "export", keys.verifier_text)
+    lines = (tmp_path / "export" / ENTRIES_FILE).read_bytes().splitlines()
+    assert summary.size == 4 and lines == [e.body for e in mine]
+    leaves = [e.leaf_hash for e in mine]
+    expected = merkle.inclusion_proof(
+        3, 4, lambda lv, ix: merkle.perfect_root(leaves[ix << lv : (ix + 1) << lv])
+    )
+    assert ledger.inclusion_proof(session, 3) == expected
 
 
 def test_ensure_log_is_idempotent(session: Session) -> None:
