@@ -1264,7 +1264,14 @@ class Ledger:
         head = self._head(conn, lock=False)
         if head is None:
             return Page([], page, per_page, 0)
-        where = entry_range(conn.dialect.name, head.id, 0, None)
+        if action is not None or object_type is not None:
+            # Their indexes lead with (log_id, action) and (log_id, object_type) and end with
+            # seq: they find the rows and give their order.
+            where: list[Any] = [audit_entry.c.log_id == head.id]
+            order: Any = audit_entry.c.seq
+        else:  # one log's range of the primary key (on SQLite, of the rowid key)
+            where = entry_range(conn.dialect.name, head.id, 0, None)
+            order = entry_order(conn.dialect.name)
         if unit is not None:
             where.append(audit_entry.c.actor_unit == unit)
         if user is not None:
@@ -1277,15 +1284,19 @@ class Ledger:
             where.append(audit_entry.c.created_at >= _utc(since))
         if until is not None:
             where.append(audit_entry.c.created_at < _utc(until))
-        total = conn.execute(select(func.count()).select_from(audit_entry).where(*where)).scalar()
+        if all(f is None for f in (unit, user, action, object_type, since, until)):
+            total = head.size  # the log holds exactly entries 0 .. size - 1
+        else:
+            count = select(func.count()).select_from(audit_entry).where(*where)
+            total = int(conn.execute(count).scalar() or 0)
         rows = conn.execute(
             select(*_ENTRY_COLUMNS)
             .where(*where)
-            .order_by(entry_order(conn.dialect.name).desc())
+            .order_by(order.desc())
             .limit(per_page)
             .offset((page - 1) * per_page)
         )
-        return Page([_view(r) for r in rows], page, per_page, int(total or 0))
+        return Page([_view(r) for r in rows], page, per_page, total)
 
 
 _ENTRY_COLUMNS = (

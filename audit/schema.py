@@ -118,6 +118,8 @@ def entry_range(dialect: str, log_id: int, lo: int, hi: int | None) -> list[Colu
         end = 1 << SQLITE_KEY_BITS
         lo = min(max(lo, 0), end)
         hi = end if hi is None else min(max(hi, lo), end)
+        # The key alone: with log_id = ? as well, SQLite's planner prefers a filter index
+        # leading with log_id and reads the whole log through it.
         return [
             sqlite_key_column >= sqlite_entry_key(log_id, lo),
             sqlite_key_column < sqlite_entry_key(log_id, hi),

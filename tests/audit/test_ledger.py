@@ -18,7 +18,7 @@ from audit.canonical import canonical_bytes
 from audit.checkpoint import parse_and_verify_checkpoint
 from audit.export import ENTRIES_FILE, export_log
 from audit.ledger import STORED_NODE_LEVEL, CheckpointPolicy, Ledger, LedgerError, ensure_log
-from audit.schema import audit_entry, audit_log, audit_node
+from audit.schema import audit_entry, audit_log, audit_node, entry_range
 
 pytestmark = pytest.mark.db
 ORIGIN = "test.example/ledger"
@@ -217,6 +217,17 @@ def test_logs_sharing_a_database_keep_to_their_own_entries(
     for seq in (4, 5, 2**40, 2**40 + 1, 2**62, -1):
         with pytest.raises(LedgerError, match="has no entry"):
             ledger.entry(session, seq)
+    # The ranges themselves, beyond the bounds of a seq (on SQLite, of a log's keys).
+    log_id, dialect = ensure_log(session, ORIGIN), session.get_bind().dialect.name
+
+    def seqs(lo: int, hi: int | None) -> list[tuple[int, int]]:
+        query = select(audit_entry.c.log_id, audit_entry.c.seq).where(
+            *entry_range(dialect, log_id, lo, hi)
+        )
+        return sorted(tuple(row) for row in session.execute(query))
+
+    assert seqs(0, 2**62) == seqs(-5, None) == [(log_id, s) for s in range(4)]
+    assert seqs(2**40, None) == seqs(2**40 - 1, 2**41) == seqs(3, 1) == []
     summary = export_log(session, ORIGIN, tmp_path / "export", keys.verifier_text)
     lines = (tmp_path / "export" / ENTRIES_FILE).read_bytes().splitlines()
     assert summary.size == 4 and lines == [e.body for e in mine]
