@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, render_template
 from flask_wtf import CSRFProtect
+from werkzeug.exceptions import InternalServerError
 
 from app import (
     admin,
@@ -66,6 +67,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.cli import main as cchc_cli  # the same commands as `cchc`, under `flask cchc`
 
     app.cli.add_command(cchc_cli, name="cchc")
+
+    @app.errorhandler(InternalServerError)
+    def _server_error(_error: Any) -> Any:
+        # A fault of ours or of the database (a commit that failed, say), never of the input:
+        # Flask has logged it, and the request's session is rolled back when it ends, so
+        # nothing of the request was saved unless it had committed before the fault.
+        message = (
+            "Máy chủ gặp sự cố khi xử lý yêu cầu này. Vui lòng tải lại trang để xem thao tác "
+            "đã được lưu hay chưa, rồi thử lại; nếu lỗi lặp lại, hãy báo cho quản trị hệ thống."
+        )
+        try:
+            return render_template("server_error.html", message=message), 500
+        except Exception:  # the page itself needs the database (who is signed in)
+            return message, 500, {"Content-Type": "text/plain; charset=utf-8"}
 
     @app.errorhandler(413)
     def _too_large(_error: Any) -> Any:

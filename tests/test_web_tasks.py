@@ -9,11 +9,14 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from app import create_app
 from app.cli import main
@@ -150,3 +153,35 @@ def test_a_stale_form_is_refused(web: Flask) -> None:
     ).get_data(as_text=True)
     assert "vừa được người khác cập nhật" in stale
     assert member.get("/nhiem-vu/999999").status_code == 404
+
+
+@pytest.mark.db
+def test_a_failed_commit_saves_nothing_and_says_so_in_vietnamese(
+    web: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses the COMMIT of a transition (a lost connection, a full disk, a
+    lock held too long): the person sees a Vietnamese error page, not Flask's English one, and
+    neither the state nor its audit entry is saved."""
+    tasks = json.loads(
+        CliRunner().invoke(main, ["task", "list", "--number", "12", "--json"]).stdout
+    )
+    tid = tasks[0]["id"]
+    log_before = json.loads(CliRunner().invoke(main, ["task", "show", str(tid), "--json"]).stdout)
+    member = _login(web, "vp.canbo")
+    page = _page(member, tid)
+    web.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error handler answers
+
+    def refuse(_session: Any) -> None:
+        raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Session, "commit", refuse)
+        response = member.post(
+            f"/nhiem-vu/{tid}/thao-tac", data={"event": "start", "csrf_token": _token(page)}
+        )
+    text = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "Máy chủ gặp sự cố" in text and "Internal Server Error" not in text
+    after = json.loads(CliRunner().invoke(main, ["task", "show", str(tid), "--json"]).stdout)
+    assert (after["state"], after["version"]) == ("assigned", log_before["version"])
+    assert after["history"] == log_before["history"]
