@@ -126,7 +126,7 @@ def _connection(executor: Executor) -> Connection:
     append waiting for its COMMIT sent first, so that what follows sees it and comes after
     it."""
     conn = executor.connection() if isinstance(executor, Session) else executor
-    if _WAITING:  # never on SQLite, whose appends are written at once
+    if _WAITING:  # most calls: nothing waits (always on SQLite); skip the weak-key lookup
         _send_waiting(conn)
     return conn
 
@@ -190,15 +190,18 @@ _HEAD_SQL = (
     "SELECT id, size, compact_range, last_leaf, checkpoint_size, checkpoint_at "
     "FROM audit_log WHERE origin = {p}"
 )
+# An entry's row, in the order of Ledger._entry_row.
+_ENTRY_COLUMN_NAMES = (
+    "log_id, seq, created_at, actor_user, actor_unit, actor_role, action, object_type, "
+    "object_id, body, leaf_hash"
+)
 _PG_ENTRY_SQL = (
-    "INSERT INTO audit_entry (log_id, seq, created_at, actor_user, actor_unit, actor_role, "
-    "action, object_type, object_id, body, leaf_hash) "
+    f"INSERT INTO audit_entry ({_ENTRY_COLUMN_NAMES}) "  # noqa: S608 - constants
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 # SQLite's entries carry their rowid key as well (migration 0013; audit.schema.sqlite_entry_key).
 _SQLITE_ENTRY_SQL = (
-    "INSERT INTO audit_entry (entry_key, log_id, seq, created_at, actor_user, actor_unit, "
-    "actor_role, action, object_type, object_id, body, leaf_hash) "
+    f"INSERT INTO audit_entry (entry_key, {_ENTRY_COLUMN_NAMES}) "  # noqa: S608 - constants
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _NODE_SQL = "INSERT INTO audit_node (log_id, level, node_index, hash) VALUES ({p}, {p}, {p}, {p})"
@@ -208,9 +211,7 @@ _MOVE_SQL = (
 )
 # PostgreSQL: the entry, its nodes and the head move in one statement (one round trip).
 _PG_WRITE_SQL = (
-    "WITH entry AS (INSERT INTO audit_entry (log_id, seq, created_at, actor_user, actor_unit, "
-    "actor_role, action, object_type, object_id, body, leaf_hash) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)), "
+    f"WITH entry AS ({_PG_ENTRY_SQL}), "  # noqa: S608 - constants
     "node AS (INSERT INTO audit_node (log_id, level, node_index, hash) "
     "SELECT %s, l, i, h FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[]) AS t(l, i, h)) "
     "UPDATE audit_log SET size = %s, compact_range = %s, last_leaf = %s "
@@ -235,7 +236,7 @@ _PG_COLUMN_ARGS = (
     "%(ts)s, %(user)s::text, %(unit)s::text, %(role)s::text, %(action)s, %(otype)s, %(oid)s)"
 )
 _PG_APPEND_SQL = (
-    "SELECT * FROM audit_append_at_head("  # noqa: S608 - built from this module's constants
+    "SELECT * FROM audit_append_at_head("  # noqa: S608 - constants
     + _PG_HEAD_AND_ENTRY_ARGS
     + "%(every)s::bigint, %(interval)s::interval, "
     + _PG_COLUMN_ARGS
@@ -245,7 +246,7 @@ _PG_APPEND_SQL = (
 # answer, when the log is not there (the COMMIT behind it must never commit a change without
 # its entry).
 _PG_AT_COMMIT_SQL = (
-    "SELECT * FROM audit_append_with_commit("  # noqa: S608 - built from this module's constants
+    "SELECT * FROM audit_append_with_commit("  # noqa: S608 - constants
     + _PG_HEAD_AND_ENTRY_ARGS
     + _PG_COLUMN_ARGS
 )
@@ -1264,31 +1265,32 @@ class Ledger:
         head = self._head(conn, lock=False)
         if head is None:
             return Page([], page, per_page, 0)
+        filters: list[Any] = []
+        if unit is not None:
+            filters.append(audit_entry.c.actor_unit == unit)
+        if user is not None:
+            filters.append(audit_entry.c.actor_user == user)
+        if action is not None:
+            filters.append(audit_entry.c.action == action)
+        if object_type is not None:
+            filters.append(audit_entry.c.object_type == object_type)
+        if since is not None:
+            filters.append(audit_entry.c.created_at >= _utc(since))
+        if until is not None:
+            filters.append(audit_entry.c.created_at < _utc(until))
         if action is not None or object_type is not None:
             # Their indexes lead with (log_id, action) and (log_id, object_type) and end with
             # seq: they find the rows and give their order.
-            where: list[Any] = [audit_entry.c.log_id == head.id]
+            where: list[Any] = [audit_entry.c.log_id == head.id, *filters]
             order: Any = audit_entry.c.seq
         else:  # one log's range of the primary key (on SQLite, of the rowid key)
-            where = entry_range(conn.dialect.name, head.id, 0, None)
+            where = [*entry_range(conn.dialect.name, head.id, 0, None), *filters]
             order = entry_order(conn.dialect.name)
-        if unit is not None:
-            where.append(audit_entry.c.actor_unit == unit)
-        if user is not None:
-            where.append(audit_entry.c.actor_user == user)
-        if action is not None:
-            where.append(audit_entry.c.action == action)
-        if object_type is not None:
-            where.append(audit_entry.c.object_type == object_type)
-        if since is not None:
-            where.append(audit_entry.c.created_at >= _utc(since))
-        if until is not None:
-            where.append(audit_entry.c.created_at < _utc(until))
-        if all(f is None for f in (unit, user, action, object_type, since, until)):
-            total = head.size  # the log holds exactly entries 0 .. size - 1
-        else:
+        if filters:
             count = select(func.count()).select_from(audit_entry).where(*where)
             total = int(conn.execute(count).scalar() or 0)
+        else:
+            total = head.size  # the log holds exactly entries 0 .. size - 1
         rows = conn.execute(
             select(*_ENTRY_COLUMNS)
             .where(*where)
