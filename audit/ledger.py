@@ -311,8 +311,13 @@ class _Built:
     nodes: list[tuple[int, int, bytes]]
     checkpoint: Checkpoint | None
 
-    def node_arrays(self) -> tuple[list[int], list[int], list[bytes]]:
-        """The nodes as three parallel arrays (levels, indexes, hashes) for unnest()."""
+    def node_arrays(self) -> tuple[list[int] | None, list[int] | None, list[bytes] | None]:
+        """The nodes as three parallel arrays (levels, indexes, hashes) for unnest(); NULLs
+        when there are none (seven appends in eight), which the statements take as no rows:
+        psycopg's quoting of three empty lists cost more than the rest of the append's
+        arguments together (12-25 µs a call, 29/11)."""
+        if not self.nodes:
+            return None, None, None
         return (
             [level for level, _, _ in self.nodes],
             [index for _, index, _ in self.nodes],

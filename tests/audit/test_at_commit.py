@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 import audit.ledger as ledger_module
+from audit import merkle
 from audit.canonical import canonical_bytes
 from audit.ledger import (
     AppendedEntry,
@@ -340,6 +341,47 @@ def test_the_entry_is_the_one_built_when_appended(primed: tuple[Engine, Ledger])
             stored = ledger.entry(session, i)
             assert stored.body == pending.body
             assert stored.content()["details"] == {"note": f"Lần {i}"}
+
+
+def test_the_stored_subtrees_are_right_whether_an_append_completes_any_or_not(
+    primed: tuple[Engine, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seven appends in eight complete no stored subtree and send none (NULLs, not empty
+    arrays); the others send theirs, or on a stale head have the database compute them. Every
+    root from the stored subtrees, and every inclusion proof, matches the leaves."""
+    engine, ledger = primed  # entries 0 and 1
+    key = (str(engine.url), ORIGIN)
+    for i in range(2, 34):
+        if i in (14, 22):
+            # As if another process appended entry i: entry i + 1, which completes subtrees
+            # (of 8 and 16 at 15, of 8 at 23), is built on a stale head and the database
+            # builds it again, its subtrees too.
+            stale = ledger_module._KNOWN_HEADS[key]
+            with Session(engine) as session, session.begin():
+                ledger.append(session, **_fields(i))
+            monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, stale)
+            continue
+        with Session(engine) as session:
+            session.begin()
+            ledger.append_at_commit(session, **_fields(i))
+            session.commit()
+    with Session(engine) as session:
+        leaves = [ledger.entry(session, i).leaf_hash for i in range(34)]
+        stored = session.execute(
+            text(
+                "SELECT n.level, n.node_index FROM audit_node n JOIN audit_log l "
+                "ON l.id = n.log_id WHERE l.origin = :o ORDER BY 1, 2"
+            ),
+            {"o": ORIGIN},
+        ).all()
+        expected = [(3, 0), (3, 1), (3, 2), (3, 3), (4, 0), (4, 1), (5, 0)]
+        assert [tuple(r) for r in stored] == expected
+        for size in range(1, 35):
+            root = merkle.root_from_leaves(leaves[:size])
+            assert ledger.root(session, size) == root
+            for seq in range(size):
+                proof = ledger.inclusion_proof(session, seq, size)
+                assert merkle.verify_inclusion(leaves[seq], seq, size, proof, root)
 
 
 def test_a_rollback_after_the_connection_was_lost_raises_what_happened(
