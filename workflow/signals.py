@@ -11,11 +11,15 @@ for contributions, `request_id`.
 - deadline-approaching, task-overdue: sent by the deadline check (`cchc tick`).
 
 Receivers run after commit, so they cannot undo or join the change; the audit entry is not a
-signal side effect (the engine writes it inside the transaction).
+signal side effect (the engine writes it inside the transaction). A receiver that raises is
+logged (logger "workflow.signals") and the others still run: the change is committed by then,
+and the caller's commit must not report a failure for it.
 """
 
 from __future__ import annotations
 
+import logging
+from inspect import iscoroutinefunction
 from typing import Any
 
 from blinker import NamedSignal, Namespace
@@ -36,6 +40,7 @@ deadline_approaching: NamedSignal = workflow.signal("deadline-approaching")
 task_overdue: NamedSignal = workflow.signal("task-overdue")
 
 _PENDING = "cchc.pending_signals"
+_log = logging.getLogger(__name__)
 
 
 def send_after_commit(session: Session, signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
@@ -53,7 +58,26 @@ def _send_pending(session: Session) -> None:
         return
     pending = session.info.pop(_PENDING, [])
     for _transaction, signal, sender, kwargs in pending:
-        signal.send(sender, **kwargs)
+        _send_each(signal, sender, kwargs)
+
+
+def _send_each(signal: NamedSignal, sender: Any, kwargs: dict[str, Any]) -> None:
+    """What blinker's send does, each receiver on its own: one that fails is logged and does
+    not keep the signal from the others."""
+    if signal.is_muted:
+        return
+    for receiver in signal.receivers_for(sender):
+        try:
+            if iscoroutinefunction(receiver):
+                raise TypeError("a coroutine function cannot receive workflow signals")
+            receiver(sender, **kwargs)
+        except Exception:
+            _log.exception(
+                "receiver %r of signal %s failed for task instance %r (the change is committed)",
+                receiver,
+                signal.name,
+                sender,
+            )
 
 
 @event.listens_for(Session, "after_transaction_end")

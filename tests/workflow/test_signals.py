@@ -194,3 +194,35 @@ def test_closing_the_session_drops_its_signals(committed: CommittedWard, heard: 
     with committed.session() as check:
         assert check.get_one(TaskInstance, reviewed).state == "reviewed"
     assert [(name, sender) for name, sender, *_ in heard.calls] == [("started", assigned)]
+
+
+@pytest.mark.db
+def test_a_failing_receiver_neither_fails_the_commit_nor_silences_the_others(
+    committed: CommittedWard, heard: Heard, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The change is committed when the receivers run: one that raises is logged, the commit
+    returns, and every other receiver still hears this signal and the ones after it."""
+    reviewed, assigned = committed.reviewed[0], committed.assigned[0]
+
+    def broken(sender: Any, **kwargs: Any) -> None:
+        raise RuntimeError("mail server down")
+
+    with (
+        signals.task_accepted.connected_to(broken),
+        caplog.at_level("ERROR", logger="workflow.signals"),
+        committed.session() as session,
+    ):
+        ward = committed.ward(session)
+        ward.engine.fire(reviewed, "accept", ward.user("vhxh.truong"), assessment="Tốt")
+        ward.engine.fire(assigned, "start", ward.user("vp.canbo"))
+        session.commit()  # does not raise
+    assert [(name, sender) for name, sender, *_ in heard.calls] == [
+        ("accepted", reviewed),
+        ("started", assigned),
+    ]
+    [record] = caplog.records
+    assert "task-accepted" in record.getMessage() and record.exc_info is not None
+    assert "mail server down" in str(record.exc_info[1])
+    with committed.session() as session:
+        assert session.get_one(TaskInstance, reviewed).state == "accepted"
+        assert session.get_one(TaskInstance, assigned).state == "in_progress"
