@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.clock import SystemClock
@@ -167,7 +168,25 @@ def _parse_date(value: str | None) -> date | None:
 as_option = click.option("--as", "as_username", required=True, help="Acting username.")
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group; a database that cannot be reached or refuses the work is reported
+    as an error with its code, not as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (SQLAlchemyError, LedgerError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            click.echo(f"({type(exc).__name__}: {detail})", err=True)
+            fail(
+                "database_error",
+                "Lỗi cơ sở dữ liệu, thao tác chưa hoàn tất. Hãy kiểm tra kết nối tới cơ sở dữ "
+                "liệu (CCHC_DATABASE_URL) và xem lại trạng thái (ví dụ `cchc task show`) trước "
+                "khi thử lại.",
+            )
+
+
+@click.group(cls=_Commands)
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Theo dõi Kế hoạch cải cách hành chính phường (CCHC) — quy trình và nhật ký kiểm toán."""

@@ -512,6 +512,10 @@ def _send(conn: Connection, waiting: _Waiting, *, commit: bool) -> None:
                     driver.rollback()
             if _is_unique_violation(exc):
                 raise ledger._stored_past_head(e.seq, outcome) from exc
+            if commit:
+                # Raised out of SQLAlchemy's COMMIT: a ledger error that says nothing was
+                # committed, rather than the driver's error alone.
+                raise LedgerError(waiting.pending._lost) from exc
             raise
         row = cur.fetchone()
     finally:

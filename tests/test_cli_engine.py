@@ -4,6 +4,7 @@ exactly those steps."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import make_url
 
 from app.cli import main
 
@@ -217,3 +219,44 @@ def test_token_create_prints_once_and_works(cli, fresh_db_url: str) -> None:  # 
         assert bad.status_code == 401 and "error" in bad.get_json()
     finally:
         database_of(app).engine.dispose()
+
+
+def test_an_unreachable_database_is_an_error_with_its_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a traceback: the code, a Vietnamese message, the driver's one-line reason, exit 1."""
+    monkeypatch.setenv("CCHC_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere")
+    monkeypatch.setenv("CCHC_INSTANCE_DIR", str(tmp_path / "instance"))
+    result = CliRunner().invoke(main, ["task", "list", "--json"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Lỗi [database_error]: Lỗi cơ sở dữ liệu, thao tác chưa hoàn tất." in result.stderr
+    assert "OperationalError" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.db
+def test_an_append_refused_at_the_commit_is_an_error_and_nothing_changes(
+    cli, fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL the audit entry goes with the COMMIT; when the database refuses it (here
+    the log this process remembers is not there), the command reports database_error and
+    neither the state nor an entry is saved."""
+    if not fresh_db_url.startswith("postgresql"):
+        pytest.skip("on SQLite the entry is written before the COMMIT")
+    import audit.ledger as ledger_module
+
+    (task,) = json.loads(cli("task", "list", "--number", "13", "--json").stdout)
+    tid = str(task["id"])
+    shown = json.loads(cli("task", "show", tid, "--json", "--as", "vp.canbo").stdout)
+    before = len(shown["history"])
+    database = make_url(fresh_db_url).database
+    [(key, head)] = [
+        (k, h) for k, h in ledger_module._KNOWN_HEADS.items() if make_url(k[0]).database == database
+    ]
+    monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, dataclasses.replace(head, id=head.id + 99))
+    result = cli("task", "fire", tid, "start", "--as", "vp.canbo")
+    assert result.exit_code == 1 and "[database_error]" in result.stderr, result.output
+    shown = json.loads(cli("task", "show", tid, "--json", "--as", "vp.canbo").stdout)
+    assert shown["state"] == "assigned" and len(shown["history"]) == before
+    # The remembered head was forgotten: the next try goes through.
+    assert cli("task", "fire", tid, "start", "--as", "vp.canbo").stdout.strip() == "in_progress"

@@ -310,7 +310,7 @@ def test_an_append_to_a_log_that_is_not_there_fails_the_commit(
         session.begin()
         _other_change(session)
         ledger.append_at_commit(session, **_fields(2))
-        with pytest.raises(Exception, match="is not there"):
+        with pytest.raises(LedgerError, match="is not there"):
             session.commit()
     assert _probe_rows(engine) == 0
     assert _size(engine, ledger) == 2
