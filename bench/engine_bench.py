@@ -711,10 +711,47 @@ def _writers(
 class Measure:
     done: int = 0
     seconds: float = 0.0
+    # CPU seconds over the rounds, kept for one writer (run in this process): this process's,
+    # and the local PostgreSQL server's (None where it cannot be read: SQLite, another host)
+    client_cpu: float = 0.0
+    server_cpu: float | None = 0.0
 
     @property
     def rate(self) -> float:
         return self.done / self.seconds if self.seconds else 0.0
+
+    def cpu_each(self) -> str:
+        """CPU per transition, client + server, in ms."""
+        each = 1e3 / self.done if self.done else 0.0
+        server = "" if self.server_cpu is None else f" + server {self.server_cpu * each:.2f}"
+        return f"client {self.client_cpu * each:.2f}{server} ms"
+
+
+def _server_cpu(url: str) -> float | None:
+    """CPU seconds used so far by every local PostgreSQL process (from /proc); None for
+    SQLite, a server on another host, or no /proc."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or parsed.host not in (
+        None,
+        "localhost",
+        "127.0.0.1",
+        "::1",
+    ):
+        return None
+    ticks = 0
+    try:
+        processes = [p for p in Path("/proc").iterdir() if p.name.isdigit()]
+    except OSError:
+        return None
+    for process in processes:
+        try:
+            if not (process / "comm").read_text().startswith("postgres"):
+                continue
+            fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def measure(
@@ -738,8 +775,17 @@ def measure(
         deadline = time.perf_counter() + budget
         for r in range(rounds):
             for kind, m in measures.items():
+                if writers == 1:
+                    cpu, server = time.process_time(), _server_cpu(bench.url)
                 m.seconds += pool.round(kind)
                 m.done += each * writers
+                if writers == 1:
+                    m.client_cpu += time.process_time() - cpu
+                    after = _server_cpu(bench.url)
+                    if server is None or after is None or m.server_cpu is None:
+                        m.server_cpu = None
+                    else:
+                        m.server_cpu += after - server
             if r >= 1 and time.perf_counter() > deadline:
                 break
     full, bare, serial = measures.values()
@@ -770,6 +816,12 @@ def report(
         f"(ratio to baseline {serial.rate / bare.rate:6.1%}) | engine at "
         f"{full.rate / serial.rate:6.1%} of it"
     )
+    if writers == 1:
+        # The machine's phase shows here: the engine's cost is mostly Python, the baseline's
+        # mostly waiting on the database, so a slower phase lowers the ratio.
+        print(
+            f"[{label}]   CPU a transition: engine {full.cpu_each()} | baseline {bare.cpu_each()}"
+        )
     return ratio
 
 
@@ -925,7 +977,7 @@ def run_backend(label: str, url: str, args: argparse.Namespace, scratch: Path) -
     modes = MODES if args.concurrency == "both" else (args.concurrency,)
     bench = setup(label, url, scratch, args.instances, wards)
     try:
-        for writers in (1, args.writers):
+        for writers in sorted({1, args.writers}):
             for mode in modes if writers > 1 else ("threads",):  # one writer: in this process
                 full, bare, serial = measure(
                     bench, writers, args.transitions, args.rounds, args.max_seconds, mode=mode
