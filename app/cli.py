@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.clock import SystemClock
@@ -28,7 +29,7 @@ from app.settings import AUDIT_KEY_NAME, ORGANIZATION_NAME, Settings, audit_orig
 from audit.__main__ import cli as audit_cli
 from audit.checkpoint import CheckpointError, NoteSigner, generate_key, load_signer
 from audit.export import export_log
-from audit.ledger import Ledger, LedgerError
+from audit.ledger import AppendFailedError, ConcurrentAppendError, Ledger, LedgerError
 from audit.receipt import make_receipt
 from definitions.calendar import load_calendar
 from definitions.importer import ImportProblems, import_plan
@@ -115,9 +116,12 @@ class Runtime:
 pass_runtime = click.make_pass_decorator(Runtime, ensure=True)
 
 
-def fail(code: str, message: str) -> None:
-    """Report a refusal the same way everywhere: code and message on stderr, exit 1."""
+def fail(code: str, message: str, detail: str | None = None) -> None:
+    """Report a refusal the same way everywhere: code and message on stderr (then, if given,
+    a technical detail for the administrator, in parentheses), exit 1."""
     click.echo(f"Lỗi [{code}]: {message}", err=True)
+    if detail:
+        click.echo(f"({detail})", err=True)
     sys.exit(1)
 
 
@@ -175,15 +179,30 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (SQLAlchemyError, LedgerError) as exc:
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            click.echo(f"({type(exc).__name__}: {detail})", err=True)
+        except _DATABASE_ERRORS + _driver_errors() as exc:
+            text = str(exc).strip()
             fail(
                 "database_error",
-                "Lỗi cơ sở dữ liệu, thao tác chưa hoàn tất. Hãy kiểm tra kết nối tới cơ sở dữ "
-                "liệu (CCHC_DATABASE_URL) và xem lại trạng thái (ví dụ `cchc task show`) trước "
-                "khi thử lại.",
+                "Lỗi cơ sở dữ liệu: thao tác có thể chưa được lưu. Hãy xem lại trạng thái (ví dụ "
+                "`cchc task show`) trước khi thử lại; nếu lỗi lặp lại, hãy kiểm tra kết nối tới "
+                "cơ sở dữ liệu (CCHC_DATABASE_URL).",
+                detail=f"{type(exc).__name__}: {text.splitlines()[0] if text else '-'}",
             )
+
+
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    AppendFailedError,
+    ConcurrentAppendError,
+    sqlite3.Error,
+)
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    """psycopg's own error class (the ledger writes through the driver's cursors), when it is
+    loaded, as it is whenever one of its errors can be raised."""
+    psycopg = sys.modules.get("psycopg")
+    return () if psycopg is None else (psycopg.Error,)
 
 
 @click.group(cls=_Commands)

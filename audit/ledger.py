@@ -46,6 +46,12 @@ class LedgerError(Exception):
     """The log cannot do what was asked (unknown log, bad range, damaged store)."""
 
 
+class AppendFailedError(LedgerError):
+    """An append sent with its transaction's COMMIT failed in the database; the message says
+    whether the transaction was committed (no, as a rule; unknown if the connection was lost
+    while the COMMIT was on its way)."""
+
+
 class ConcurrentAppendError(LedgerError):
     """The head moved under an append (appends to this log were not serialised), or an entry
     is already stored at the seq the head says is next. The caller's transaction must be
@@ -502,7 +508,12 @@ def _send(conn: Connection, waiting: _Waiting, *, commit: bool) -> None:
             cur.execute(_PG_AT_COMMIT_SQL + ("; COMMIT" if commit else ""), waiting.params)
         except Exception as exc:
             _KNOWN_HEADS.pop(waiting.key, None)
-            outcome = "nothing was committed" if commit else "roll back and try again"
+            if not commit:
+                outcome = "roll back and try again"
+            elif getattr(driver, "broken", False) or getattr(driver, "closed", False):
+                outcome = "the connection was lost with the COMMIT: whether it committed is unknown"
+            else:
+                outcome = "nothing was committed"
             waiting.pending._lost = f"the append failed, and {outcome}: {exc}"
             if commit:
                 # The server skipped the COMMIT and the transaction is aborted; end it here,
@@ -513,9 +524,9 @@ def _send(conn: Connection, waiting: _Waiting, *, commit: bool) -> None:
             if _is_unique_violation(exc):
                 raise ledger._stored_past_head(e.seq, outcome) from exc
             if commit:
-                # Raised out of SQLAlchemy's COMMIT: a ledger error that says nothing was
-                # committed, rather than the driver's error alone.
-                raise LedgerError(waiting.pending._lost) from exc
+                # Raised out of SQLAlchemy's COMMIT: a ledger error that says what became of
+                # the transaction, rather than the driver's error alone.
+                raise AppendFailedError(waiting.pending._lost) from exc
             raise
         row = cur.fetchone()
     finally:

@@ -738,20 +738,21 @@ def _server_cpu(url: str) -> float | None:
         "::1",
     ):
         return None
-    ticks = 0
+    ticks, seen = 0, False
     try:
         processes = [p for p in Path("/proc").iterdir() if p.name.isdigit()]
     except OSError:
         return None
     for process in processes:
         try:
-            if not (process / "comm").read_text().startswith("postgres"):
+            if (process / "comm").read_text().strip() != "postgres":
                 continue
             fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile, or not ours to read
             continue
         ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+        seen = True
+    return ticks / os.sysconf("SC_CLK_TCK") if seen else None  # None: none readable here
 
 
 def measure(
@@ -773,10 +774,12 @@ def measure(
     measures = {kind: Measure() for kind in KINDS}
     with _writers(bench, mode, cycle_groups, row_groups, each) as pool:
         deadline = time.perf_counter() + budget
+        cpu, server = 0.0, None
         for r in range(rounds):
             for kind, m in measures.items():
-                if writers == 1:
-                    cpu, server = time.process_time(), _server_cpu(bench.url)
+                if writers == 1:  # the /proc scan outside the client's CPU
+                    server = _server_cpu(bench.url)
+                    cpu = time.process_time()
                 m.seconds += pool.round(kind)
                 m.done += each * writers
                 if writers == 1:
@@ -817,8 +820,7 @@ def report(
         f"{full.rate / serial.rate:6.1%} of it"
     )
     if writers == 1:
-        # The machine's phase shows here: the engine's cost is mostly Python, the baseline's
-        # mostly waiting on the database, so a slower phase lowers the ratio.
+        # Where the time goes, on each side: CPU of this process and of the local server.
         print(
             f"[{label}]   CPU a transition: engine {full.cpu_each()} | baseline {bare.cpu_each()}"
         )

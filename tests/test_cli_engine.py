@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import make_url
 
 from app.cli import main
+from workflow.db import make_engine
 
 PDF = b"%PDF-1.4\n% minh chung\n%%EOF\n"
 
@@ -227,11 +228,11 @@ def test_an_unreachable_database_is_an_error_with_its_code(
     """Not a traceback: the code, a Vietnamese message, the driver's one-line reason, exit 1."""
     monkeypatch.setenv("CCHC_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere")
     monkeypatch.setenv("CCHC_INSTANCE_DIR", str(tmp_path / "instance"))
-    result = CliRunner().invoke(main, ["task", "list", "--json"])
+    result = CliRunner().invoke(main, ["task", "list", "--json"], catch_exceptions=False)
     assert result.exit_code == 1, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Lỗi [database_error]: Lỗi cơ sở dữ liệu, thao tác chưa hoàn tất." in result.stderr
-    assert "OperationalError" in result.stderr and "Traceback" not in result.output
+    first, detail = result.stderr.splitlines()[:2]
+    assert first.startswith("Lỗi [database_error]: Lỗi cơ sở dữ liệu: thao tác có thể chưa được")
+    assert detail.startswith("(OperationalError: ") and "Connection refused" in detail
 
 
 @pytest.mark.db
@@ -255,8 +256,43 @@ def test_an_append_refused_at_the_commit_is_an_error_and_nothing_changes(
     ]
     monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, dataclasses.replace(head, id=head.id + 99))
     result = cli("task", "fire", tid, "start", "--as", "vp.canbo")
-    assert result.exit_code == 1 and "[database_error]" in result.stderr, result.output
+    assert result.exit_code == 1, result.output
+    first, detail = result.stderr.splitlines()[:2]
+    assert first.startswith("Lỗi [database_error]: ")
+    assert detail.startswith("(AppendFailedError: ") and "nothing was committed" in detail
     shown = json.loads(cli("task", "show", tid, "--json", "--as", "vp.canbo").stdout)
     assert shown["state"] == "assigned" and len(shown["history"]) == before
     # The remembered head was forgotten: the next try goes through.
+    assert cli("task", "fire", tid, "start", "--as", "vp.canbo").stdout.strip() == "in_progress"
+
+
+@pytest.mark.db
+def test_a_driver_error_in_the_ledger_is_an_error_and_nothing_changes(
+    cli, fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The ledger writes through the driver's own cursor: its errors (here the entries' table
+    is not there) are reported with the code too, and the transition is not saved."""
+    import audit.ledger as ledger_module
+
+    database = make_url(fresh_db_url).database
+    for key in [k for k in ledger_module._KNOWN_HEADS if make_url(k[0]).database == database]:
+        monkeypatch.delitem(ledger_module._KNOWN_HEADS, key)  # as in a new process
+    (task,) = json.loads(cli("task", "list", "--number", "13", "--json").stdout)
+    tid = str(task["id"])
+    db = make_engine(fresh_db_url)
+    try:
+        with db.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE audit_entry RENAME TO audit_entry_away")
+        try:
+            result = cli("task", "fire", tid, "start", "--as", "vp.canbo")
+        finally:
+            with db.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE audit_entry_away RENAME TO audit_entry")
+    finally:
+        db.dispose()
+    assert result.exit_code == 1, result.output
+    first, detail = result.stderr.splitlines()[:2]
+    assert first.startswith("Lỗi [database_error]: ") and "audit_entry" in detail
+    shown = json.loads(cli("task", "show", tid, "--json", "--as", "vp.canbo").stdout)
+    assert shown["state"] == "assigned"
     assert cli("task", "fire", tid, "start", "--as", "vp.canbo").stdout.strip() == "in_progress"

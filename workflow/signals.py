@@ -13,7 +13,8 @@ for contributions, `request_id`.
 Receivers run after commit, so they cannot undo or join the change; the audit entry is not a
 signal side effect (the engine writes it inside the transaction). A receiver that raises is
 logged (logger "workflow.signals") and the others still run: the change is committed by then,
-and the caller's commit must not report a failure for it.
+and the caller's commit must not report a failure for it. A coroutine function cannot be a
+receiver (blinker's send would raise; here it is logged like any failing receiver).
 """
 
 from __future__ import annotations

@@ -347,8 +347,9 @@ def test_the_stored_subtrees_are_right_whether_an_append_completes_any_or_not(
     primed: tuple[Engine, Ledger], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Seven appends in eight complete no stored subtree and send none (NULLs, not empty
-    arrays); the others send theirs, or on a stale head have the database compute them. Every
-    root from the stored subtrees, and every inclusion proof, matches the leaves."""
+    arrays); the others send theirs, or on a stale head have the database compute them, on
+    each of the append's paths. Every root from the stored subtrees, and every inclusion
+    proof, matches the leaves."""
     engine, ledger = primed  # entries 0 and 1
     key = (str(engine.url), ORIGIN)
     for i in range(2, 34):
@@ -361,10 +362,15 @@ def test_the_stored_subtrees_are_right_whether_an_append_completes_any_or_not(
                 ledger.append(session, **_fields(i))
             monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, stale)
             continue
+        if i in (30, 31):
+            # As in a new process: no head known, the append reads it under the lock and
+            # writes in one statement, with no subtree (30) and with three (31).
+            monkeypatch.delitem(ledger_module._KNOWN_HEADS, key)
         with Session(engine) as session:
             session.begin()
-            ledger.append_at_commit(session, **_fields(i))
+            pending = ledger.append_at_commit(session, **_fields(i))
             session.commit()
+        assert pending.seq == i
     with Session(engine) as session:
         leaves = [ledger.entry(session, i).leaf_hash for i in range(34)]
         stored = session.execute(
