@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from definitions.calendar import WorkingCalendar
@@ -47,8 +47,9 @@ from workflow.models import (
     TaskInstance,
     Unit,
     User,
+    UserRole,
 )
-from workflow.states import TaskState
+from workflow.states import Role, TaskState
 from workflow.trail import SYSTEM, AuditTrail
 
 DEFAULT_DUE_SOON_DAYS = 3
@@ -312,7 +313,8 @@ def tick_tasks(
     instance, kind and due date. `now` (timezone-aware) stamps the rows and audit entries.
 
     For each new alert: a deadline_alert row, one outbox notification per active member of the
-    lead unit, one audit entry (deadline.approaching / deadline.overdue, actor "system") and the
+    lead unit (for an overdue task also per active approver: the head of VHXH, who urges the
+    units on), one audit entry (deadline.approaching / deadline.overdue, actor "system") and the
     signal deadline-approaching / task-overdue queued for after commit. An overdue instance
     gets only the overdue alert. Never commits: the caller commits everything together or
     nothing. A second check running concurrently for the same ward fails on the unique
@@ -387,14 +389,30 @@ def tick_tasks(
         return TickReport(today=today, checked=len(candidates), already_alerted=already)
 
     unit_ids = sorted({c.unit_id for _, (c, _) in new})
+    # The lead units' active members; for an overdue task also the approvers (the head of
+    # VHXH), since VHXH urges the units on (đôn đốc) for the ward (the plan's section on
+    # implementation). One query for both.
+    approver = (
+        select(UserRole.user_id)
+        .where(UserRole.user_id == User.id, UserRole.role == Role.APPROVER.value)
+        .exists()
+    )
+    urged = any(key[1] == ALERT_OVERDUE for key, _ in new)
     members: dict[int, list[int]] = defaultdict(list)
-    for user_id, unit_id in session.execute(
-        select(User.id, User.unit_id)
-        .where(User.unit_id.in_(unit_ids), User.active.is_(True))
+    approvers: list[int] = []
+    for user_id, unit_id, is_approver in session.execute(
+        select(User.id, User.unit_id, approver)
+        .where(
+            User.organization_id == org.id,
+            User.active.is_(True),
+            or_(User.unit_id.in_(unit_ids), approver) if urged else User.unit_id.in_(unit_ids),
+        )
         .order_by(User.id)
     ):
-        if unit_id is not None:
+        if unit_id in unit_ids:
             members[unit_id].append(user_id)
+        if is_approver:
+            approvers.append(user_id)
 
     # The alert rows first: a concurrent check conflicts here, before anything else is written.
     session.add_all(
@@ -417,6 +435,8 @@ def tick_tasks(
             "working_days": days,
         }
         recipients = members.get(c.unit_id, [])
+        if kind == ALERT_OVERDUE:
+            recipients = recipients + [a for a in approvers if a not in recipients]
         notifications += add_alert_notifications(
             session,
             recipients,

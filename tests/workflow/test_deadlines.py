@@ -22,7 +22,7 @@ from workflow.deadlines import (
     tick_tasks,
     working_days_late,
 )
-from workflow.models import DeadlineAlert, Notification, TaskInstance
+from workflow.models import DeadlineAlert, Notification, TaskInstance, User
 from workflow.trail import AuditTrail
 
 from .conftest import Ward
@@ -437,3 +437,29 @@ def test_tick_needs_few_queries(ward: Ward) -> None:
     ]
     assert len(report.alerts) > 10
     assert len(selects) == 3, selects
+
+
+@pytest.mark.db
+def test_an_overdue_task_is_also_announced_to_the_approver(ward: Ward) -> None:
+    """VHXH urges the units on (the plan's section on implementation): an overdue task of
+    another unit reaches its head too; a task due soon only the lead unit."""
+    task = ward.instance(13, "VP")
+    task.due_date = date(2026, 3, 10)  # a Tuesday
+    ward.session.flush()
+
+    def recipients(event: str) -> list[str]:
+        notes = ward.session.scalars(
+            select(Notification).where(
+                Notification.instance_id == task.id, Notification.event == event
+            )
+        ).all()
+        return sorted(ward.session.get_one(User, n.recipient_id).username for n in notes)
+
+    soon = _tick(ward, date(2026, 3, 6))
+    assert task.id in soon.due_soon
+    assert recipients("deadline.approaching") == ["vp.canbo", "vp.truong"]
+    late = _tick(ward, date(2026, 3, 11))
+    assert task.id in late.overdue
+    assert recipients("deadline.overdue") == ["vhxh.truong", "vp.canbo", "vp.truong"]
+    [alert] = [a for a in late.alerts if a.instance_id == task.id]
+    assert alert.recipients == 3
