@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import make_url
 
+import audit.ledger as ledger_module
 from app.cli import main
 from workflow.db import make_engine
 
@@ -235,6 +236,17 @@ def test_an_unreachable_database_is_an_error_with_its_code(
     assert detail.startswith("(OperationalError: ") and "Connection refused" in detail
 
 
+def _known_heads(url: str) -> list[tuple[tuple[str, str], ledger_module._Head]]:
+    """The log heads this process remembers for the database at `url` (keyed by engine URL
+    and origin)."""
+    database = make_url(url).database
+    return [
+        (key, head)
+        for key, head in ledger_module._KNOWN_HEADS.items()
+        if make_url(key[0]).database == database
+    ]
+
+
 @pytest.mark.db
 def test_an_append_refused_at_the_commit_is_an_error_and_nothing_changes(
     cli, fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
@@ -244,16 +256,11 @@ def test_an_append_refused_at_the_commit_is_an_error_and_nothing_changes(
     neither the state nor an entry is saved."""
     if not fresh_db_url.startswith("postgresql"):
         pytest.skip("on SQLite the entry is written before the COMMIT")
-    import audit.ledger as ledger_module
-
     (task,) = json.loads(cli("task", "list", "--number", "13", "--json").stdout)
     tid = str(task["id"])
     shown = json.loads(cli("task", "show", tid, "--json", "--as", "vp.canbo").stdout)
     before = len(shown["history"])
-    database = make_url(fresh_db_url).database
-    [(key, head)] = [
-        (k, h) for k, h in ledger_module._KNOWN_HEADS.items() if make_url(k[0]).database == database
-    ]
+    [(key, head)] = _known_heads(fresh_db_url)
     monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, dataclasses.replace(head, id=head.id + 99))
     result = cli("task", "fire", tid, "start", "--as", "vp.canbo")
     assert result.exit_code == 1, result.output
@@ -272,10 +279,7 @@ def test_a_driver_error_in_the_ledger_is_an_error_and_nothing_changes(
 ) -> None:  # type: ignore[no-untyped-def]
     """The ledger writes through the driver's own cursor: its errors (here the entries' table
     is not there) are reported with the code too, and the transition is not saved."""
-    import audit.ledger as ledger_module
-
-    database = make_url(fresh_db_url).database
-    for key in [k for k in ledger_module._KNOWN_HEADS if make_url(k[0]).database == database]:
+    for key, _head in _known_heads(fresh_db_url):
         monkeypatch.delitem(ledger_module._KNOWN_HEADS, key)  # as in a new process
     (task,) = json.loads(cli("task", "list", "--number", "13", "--json").stdout)
     tid = str(task["id"])
