@@ -29,7 +29,13 @@ from app.settings import AUDIT_KEY_NAME, ORGANIZATION_NAME, Settings, audit_orig
 from audit.__main__ import cli as audit_cli
 from audit.checkpoint import CheckpointError, NoteSigner, generate_key, load_signer
 from audit.export import export_log
-from audit.ledger import AppendFailedError, ConcurrentAppendError, Ledger, LedgerError
+from audit.ledger import (
+    AppendFailedError,
+    CommittedMismatchError,
+    ConcurrentAppendError,
+    Ledger,
+    LedgerError,
+)
 from audit.receipt import make_receipt
 from definitions.calendar import load_calendar
 from definitions.importer import ImportProblems, import_plan
@@ -173,12 +179,22 @@ as_option = click.option("--as", "as_username", required=True, help="Acting user
 
 
 class _Commands(click.Group):
-    """The command group; a database that cannot be reached or refuses the work is reported
-    as an error with its code, not as a traceback."""
+    """The command group; a database that cannot be reached or refuses the work, and an audit
+    entry that the database stored otherwise than prepared, are reported as errors with their
+    codes, not as tracebacks."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except CommittedMismatchError as exc:
+            fail(
+                "audit_mismatch",
+                "Cảnh báo toàn vẹn nhật ký: thao tác ĐÃ được lưu, nhưng mục nhật ký kiểm toán "
+                "mà cơ sở dữ liệu ghi cho thao tác này không khớp với mục đã chuẩn bị. Không "
+                "thực hiện lại thao tác. Hãy báo ngay cho quản trị hệ thống để xuất nhật ký "
+                "(`cchc audit export`) và kiểm tra (`cchc audit verify`).",
+                detail=f"{type(exc).__name__}: {exc}",
+            )
         except _DATABASE_ERRORS + _driver_errors() as exc:
             text = str(exc).strip()
             fail(

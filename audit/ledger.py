@@ -52,6 +52,13 @@ class AppendFailedError(LedgerError):
     while the COMMIT was on its way)."""
 
 
+class CommittedMismatchError(LedgerError):
+    """An append sent with its transaction's COMMIT was built again by the database (another
+    writer had moved the head) into an entry that is not the one this process prepared, and
+    the transaction has committed with it: an integrity alarm. The change and that entry are
+    saved; the log's export should be verified."""
+
+
 class ConcurrentAppendError(LedgerError):
     """The head moved under an append (appends to this log were not serialised), or an entry
     is already stored at the seq the head says is next. The caller's transaction must be
@@ -543,8 +550,8 @@ def _send(conn: Connection, waiting: _Waiting, *, commit: bool) -> None:
         except LedgerError as exc:
             waiting.pending._lost = str(exc)
             if commit:
-                raise LedgerError(
-                    f"{exc}; the transaction was committed with it: run `cchc audit verify`"
+                raise CommittedMismatchError(
+                    f"{exc}; the transaction was committed with it: export the log and verify it"
                 ) from exc
             raise
     _KNOWN_HEADS[waiting.key] = done[1]

@@ -300,3 +300,39 @@ def test_a_driver_error_in_the_ledger_is_an_error_and_nothing_changes(
     shown = json.loads(cli("task", "show", tid, "--json", "--as", "vp.canbo").stdout)
     assert shown["state"] == "assigned"
     assert cli("task", "fire", tid, "start", "--as", "vp.canbo").stdout.strip() == "in_progress"
+
+
+@pytest.mark.db
+def test_an_entry_stored_otherwise_than_prepared_is_an_integrity_alarm(
+    cli, fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL an append built on a head another writer has moved is built again by the
+    database. If that entry does not match the one prepared (here its bytes after the link
+    are made to differ as it comes back), the transaction has already committed: the command
+    says so with its own code (do not fire again, verify the log), not with a traceback."""
+    if not fresh_db_url.startswith("postgresql"):
+        pytest.skip("on SQLite the entry is written by this process, never built again")
+    tasks = {t["number"]: str(t["id"]) for t in json.loads(cli("task", "list", "--json").stdout)}
+    [(key, stale)] = _known_heads(fresh_db_url)
+    assert cli("task", "fire", tasks[13], "start", "--as", "vp.canbo").exit_code == 0
+    monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, stale)  # as if another writer moved it
+
+    real = ledger_module._around_link
+    calls: list[bytes] = []
+
+    def altered_on_return(body: bytes) -> tuple[bytes, bytes]:
+        calls.append(body)
+        pre, post = real(body)
+        return (pre, post) if len(calls) == 1 else (pre, post + b" ")
+
+    monkeypatch.setattr(ledger_module, "_around_link", altered_on_return)
+    result = cli("task", "fire", tasks[14], "start", "--as", "vp.canbo")
+    monkeypatch.setattr(ledger_module, "_around_link", real)
+    assert len(calls) == 2, "the entry was not built again by the database"
+    assert result.exit_code == 1, result.output
+    first, detail = result.stderr.splitlines()[:2]
+    assert first.startswith("Lỗi [audit_mismatch]: Cảnh báo toàn vẹn nhật ký: thao tác ĐÃ được")
+    assert detail.startswith("(CommittedMismatchError: ") and "committed with it" in detail
+    shown = json.loads(cli("task", "show", tasks[14], "--json", "--as", "vp.canbo").stdout)
+    assert shown["state"] == "in_progress"
+    assert [h["action"] for h in shown["history"]][-1] == "task.start"
