@@ -16,6 +16,16 @@ COMMIT: the least any gapless per-ward log costs, since the writers of one ward 
 lock in turn and hold it through COMMIT (on PostgreSQL through the WAL flush, so their commits
 cannot group). It is the engine's ceiling with several writers in one ward, and reported as such.
 
+A fourth round, peer, is the plain design the issue measured on its machine at 13% (SQLite)
+and 35% (PostgreSQL) of this baseline, rebuilt here so that it runs in the same run on the
+same machine: a new Session, the row loaded through the ORM (FOR UPDATE on PostgreSQL) with
+a version counter, a python-statemachine machine built on it and sent the event, a plain log
+row (who, event, from, to, when, details as JSON) added, COMMIT. It checks no permission or
+requirement, writes no remark, outbox or hash chain: less than the engine does. Its ratio
+shows how far the machine of the day moves a design of that kind (the goal was set as a
+margin over it); the verdict stays the goal's. It is our reconstruction from the issue's one
+line, not the code the issue ran.
+
 How the concurrent writers run (--concurrency; one writer always runs in the bench's process):
 
 - processes: each writer is an OS process of its own (multiprocessing, "spawn") with its own
@@ -37,7 +47,7 @@ Goal (issue 4): the engine at >= 25% of the baseline on SQLite and >= 45% on Pos
 Then --profile N transitions run under cProfile and the time is broken down by component.
 
     python bench/engine_bench.py [--transitions 120] [--rounds 40] [--writers 4]
-        [--concurrency {processes,threads,both}] [--spread] [--max-seconds 8]
+        [--concurrency {processes,threads,both}] [--spread] [--max-seconds 11]
         [--instances 40] [--profile 200] [--pg-url URL] [--no-sqlite]
 
 The PostgreSQL URL may also come from CCHC_BENCH_DATABASE_URL.
@@ -69,8 +79,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Column,
+    DateTime,
     Engine,
+    ForeignKey,
     Integer,
     LargeBinary,
     MetaData,
@@ -82,7 +95,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    joinedload,
+    mapped_column,
+    selectinload,
+    sessionmaker,
+)
 
 from definitions.loader import default_plan_path, load_plan, load_units
 from workflow.accounts import create_user
@@ -107,6 +128,8 @@ EVENT_INPUTS: dict[str, dict[str, Any]] = {
     "review": {"findings": "Thiếu số liệu quý, cần bổ sung", "recommendation": "return"},
 }
 GOALS = {"sqlite": 0.25, "postgresql": 0.45}
+# The plain design's ratios as the issue measured them on its machine (see the peer round).
+PEER_IN_ISSUE = {"sqlite": 0.13, "postgresql": 0.35}
 BODY = ("Nộp minh chứng hoàn thành nhiệm vụ " * 16).encode()  # ~ an audit entry body
 
 bench_meta = MetaData()
@@ -130,6 +153,45 @@ bench_serial = Table(
     Column("ward", Integer, primary_key=True, autoincrement=False),
     Column("n", Integer, nullable=False),
 )
+
+
+class _PeerBase(DeclarativeBase):
+    """The peer round's own tables, outside the application's schema."""
+
+
+class PeerTask(_PeerBase):
+    __tablename__ = "bench_peer_task"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
+
+
+class PeerLog(_PeerBase):
+    __tablename__ = "bench_peer_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("bench_peer_task.id"))
+    event: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# The peer's event is the cycle's next one from the state its row is in, and who fires it.
+PEER_NEXT = {"reviewed": "return_for_rework", "returned": "rework", "in_progress": "submit"}
+PEER_NEXT["evidence_submitted"] = "review"
+PEER_ACTORS = {
+    "return_for_rework": "vhxh.truong",
+    "rework": "vp.canbo",
+    "submit": "vp.truong",
+    "review": "vhxh.thamdinh1",
+}
 
 
 # --- the workload ------------------------------------------------------------------------------
@@ -207,6 +269,31 @@ class Bench:
             conn.exec_driver_sql(self.sql.insert, (row_id, BODY))
             if ward is not None:
                 conn.exec_driver_sql(self.sql.serial, (ward,))
+
+    def peer_one(self, row_id: int) -> None:
+        """The plain design (see the module's docstring): ORM load, machine, log row, COMMIT."""
+        now = self.clock.now()
+        with self.factory() as session:
+            task = session.get(
+                PeerTask, row_id, with_for_update=self.engine.dialect.name == "postgresql"
+            )
+            assert task is not None
+            source = task.state
+            event = PEER_NEXT[source]
+            machine_for(task).send(event)
+            task.updated_at = now
+            session.add(
+                PeerLog(
+                    task_id=task.id,
+                    event=event,
+                    source=source,
+                    target=task.state,
+                    actor=PEER_ACTORS[event],
+                    created_at=now,
+                    details=EVENT_INPUTS[event],
+                )
+            )
+            session.commit()
 
 
 def _add_ward(factory: sessionmaker[Session], trail: AuditTrail, number: int) -> None:
@@ -336,6 +423,13 @@ def setup(label: str, url: str, scratch: Path, limit: int, wards: int = 1) -> Be
             [{"id": i, "state": "reviewed", "version": 1} for i in range(1, 1 + len(home))],
         )
         conn.execute(insert(bench_serial), [{"ward": w, "n": 0} for w in range(wards)])
+    _PeerBase.metadata.create_all(engine)
+    with factory() as session:
+        session.add_all(
+            PeerTask(id=i, state="reviewed", version=1, updated_at=T0)
+            for i in range(1, 1 + len(home))
+        )
+        session.commit()
     bench = Bench(
         label=label,
         url=url,
@@ -357,7 +451,7 @@ def setup(label: str, url: str, scratch: Path, limit: int, wards: int = 1) -> Be
 # --- measuring ----------------------------------------------------------------------------------
 
 MODES = ("processes", "threads")
-KINDS = ("engine", "bare", "serial")  # the rounds, alternating in this order
+KINDS = ("engine", "bare", "serial", "peer")  # the rounds, alternating in this order
 STARTUP_TIMEOUT = 180.0  # a writer process: imports, engine, its actors loaded
 BARRIER_TIMEOUT = 60.0  # everyone at the start of a round
 ROUND_TIMEOUT = 600.0  # one round of every writer
@@ -393,6 +487,14 @@ def _bare_round(
     that ward's shared row); the next step."""
     for _ in range(count):
         bench.bare_one(rows[step % len(rows)], step // len(rows), ward)
+        step += 1
+    return step
+
+
+def _peer_round(bench: Bench, rows: list[int], step: int, count: int) -> int:
+    """`count` transitions of the plain design going round `rows` from `step`; the next."""
+    for _ in range(count):
+        bench.peer_one(rows[step % len(rows)])
         step += 1
     return step
 
@@ -443,6 +545,7 @@ class _ThreadWriters:
         self.each = each
         self.positions = [0] * len(cycle_groups)
         self.steps = [0] * len(cycle_groups)
+        self.peer_steps = [0] * len(cycle_groups)
 
     def _engine_job(self, w: int) -> Callable[[], None]:
         def job() -> None:
@@ -462,10 +565,19 @@ class _ThreadWriters:
 
         return job
 
+    def _peer_job(self, w: int) -> Callable[[], None]:
+        def job() -> None:
+            self.peer_steps[w] = _peer_round(
+                self.bench, self.row_groups[w], self.peer_steps[w], self.each
+            )
+
+        return job
+
     def round(self, kind: str) -> float:
+        jobs = {"engine": self._engine_job, "peer": self._peer_job}
         return _run_writers(
             [
-                self._engine_job(w) if kind == "engine" else self._bare_job(w, kind == "serial")
+                jobs[kind](w) if kind in jobs else self._bare_job(w, kind == "serial")
                 for w in range(len(self.cycle_groups))
             ]
         )
@@ -527,7 +639,7 @@ def _writer_process(index: int, share: WriterShare, conn: Connection, barrier: B
             rows=share.rows,
         )
         conn.send(("ready", None))
-        position = step = 0
+        position = step = peer_step = 0
         while True:
             try:
                 command = conn.recv()
@@ -539,6 +651,8 @@ def _writer_process(index: int, share: WriterShare, conn: Connection, barrier: B
             barrier.wait(BARRIER_TIMEOUT)
             if command == "engine":
                 position = _fire_round(bench, cycles, position, share.each)
+            elif command == "peer":
+                peer_step = _peer_round(bench, share.rows, peer_step, share.each)
             else:
                 ward = _ward(cycles) if command == "serial" else None
                 step = _bare_round(bench, share.rows, step, share.each, ward)
@@ -764,9 +878,9 @@ def measure(
     *,
     spread: bool = False,
     mode: str = "threads",
-) -> tuple[Measure, Measure, Measure]:
-    """Alternate engine, baseline and serial rounds until `rounds` or the time budget is used;
-    their measures in that order. The writers work in the demo ward, or (`spread`) each in a
+) -> dict[str, Measure]:
+    """Alternate the rounds of KINDS until `rounds` or the time budget is used; their
+    measures by kind. The writers work in the demo ward, or (`spread`) each in a
     ward of its own; several writers run as threads of this process or (`mode` "processes")
     as processes of their own, one writer always here."""
     cycle_groups, row_groups = _groups(bench, writers, spread)
@@ -791,21 +905,20 @@ def measure(
                         m.server_cpu += after - server
             if r >= 1 and time.perf_counter() > deadline:
                 break
-    full, bare, serial = measures.values()
-    return full, bare, serial
+    return measures
 
 
 def report(
     label: str,
     writers: int,
-    full: Measure,
-    bare: Measure,
-    serial: Measure,
+    measures: dict[str, Measure],
     where: str = "",
     mode: str | None = None,
 ) -> float:
-    """One configuration's line: the engine against the baseline (the goal's ratio, returned)
-    and against the serial round, the ceiling of a log serialised per ward."""
+    """One configuration's lines: the engine against the baseline (the goal's ratio, returned)
+    and against the serial round, the ceiling of a log serialised per ward; then the peer
+    design against the same baseline."""
+    full, bare, serial, peer = (measures[kind] for kind in KINDS)
     ratio = full.rate / bare.rate
     goal = GOALS[label]
     verdict = "meets" if ratio >= goal else "below"
@@ -824,6 +937,14 @@ def report(
         print(
             f"[{label}]   CPU a transition: engine {full.cpu_each()} | baseline {bare.cpu_each()}"
         )
+    peer_ratio = peer.rate / bare.rate
+    in_issue = PEER_IN_ISSUE[label]
+    print(
+        f"[{label}]   peer design (python-statemachine + ORM, plain log row, no rules): "
+        f"{peer.rate:8,.0f}/s, ratio {peer_ratio:6.1%} (the issue measured {in_issue:.0%}) | "
+        f"engine's ratio {ratio / peer_ratio:4.2f}x the peer's (the goal is "
+        f"{goal / in_issue:4.2f}x the issue's peer)"
+    )
     return ratio
 
 
@@ -981,13 +1102,13 @@ def run_backend(label: str, url: str, args: argparse.Namespace, scratch: Path) -
     try:
         for writers in sorted({1, args.writers}):
             for mode in modes if writers > 1 else ("threads",):  # one writer: in this process
-                full, bare, serial = measure(
+                measures = measure(
                     bench, writers, args.transitions, args.rounds, args.max_seconds, mode=mode
                 )
-                report(label, writers, full, bare, serial, ", one ward" if wards > 1 else "", mode)
+                report(label, writers, measures, ", one ward" if wards > 1 else "", mode)
         if wards > 1:
             for mode in modes:
-                full, bare, serial = measure(
+                measures = measure(
                     bench,
                     args.writers,
                     args.transitions,
@@ -996,7 +1117,7 @@ def run_backend(label: str, url: str, args: argparse.Namespace, scratch: Path) -
                     spread=True,
                     mode=mode,
                 )
-                report(label, args.writers, full, bare, serial, ", a ward each", mode)
+                report(label, args.writers, measures, ", a ward each", mode)
         if args.profile:
             profile(bench, args.profile)
     finally:
@@ -1024,7 +1145,7 @@ def main() -> None:
         "city's deployment does; appends to one ward's log serialise until commit",
     )
     parser.add_argument(
-        "--max-seconds", type=float, default=8.0, help="time budget per measurement"
+        "--max-seconds", type=float, default=11.0, help="time budget per measurement"
     )
     parser.add_argument("--instances", type=int, default=40, help="instances going round")
     parser.add_argument("--profile", type=int, default=200, help="transitions profiled; 0: none")
