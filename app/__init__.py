@@ -22,7 +22,9 @@ from app import (
     review,
     tasks,
 )
+from app.notices import AUDIT_MISMATCH, AUDIT_MISMATCH_REPORT
 from app.settings import Settings
+from audit.ledger import CommittedMismatchError
 
 csrf = CSRFProtect()
 
@@ -69,14 +71,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.cli.add_command(cchc_cli, name="cchc")
 
     @app.errorhandler(InternalServerError)
-    def _server_error(_error: Any) -> Any:
+    def _server_error(error: Any) -> Any:
         # A fault of ours or of the database (a commit that failed, say), never of the input:
         # Flask has logged it, and the request's session is rolled back when it ends, so
-        # nothing of the request was saved unless it had committed before the fault.
-        message = (
-            "Máy chủ gặp sự cố khi xử lý yêu cầu này. Vui lòng tải lại trang để xem thao tác "
-            "đã được lưu hay chưa, rồi thử lại; nếu lỗi lặp lại, hãy báo cho quản trị hệ thống."
-        )
+        # nothing of the request was saved unless it had committed before the fault. An audit
+        # entry stored otherwise than prepared comes after the COMMIT: saved, and an alarm.
+        if isinstance(getattr(error, "original_exception", None), CommittedMismatchError):
+            message = AUDIT_MISMATCH + " " + AUDIT_MISMATCH_REPORT
+        else:
+            message = (
+                "Máy chủ gặp sự cố khi xử lý yêu cầu này. Vui lòng tải lại trang để xem thao "
+                "tác đã được lưu hay chưa, rồi thử lại; nếu lỗi lặp lại, hãy báo cho quản trị "
+                "hệ thống."
+            )
         try:
             return render_template("server_error.html", message=message), 500
         except Exception:  # the page itself needs the database (who is signed in)

@@ -34,7 +34,8 @@ from app.api_support import (
 )
 from app.clock import SystemClock
 from app.database import audit_trail, db_session
-from audit.ledger import EntryView, Ledger
+from app.notices import AUDIT_MISMATCH, AUDIT_MISMATCH_REPORT
+from audit.ledger import CommittedMismatchError, EntryView, Ledger
 from workflow.engine import Engine, Outcome
 from workflow.errors import DomainError
 from workflow.evidence import LocalEvidenceStore
@@ -100,9 +101,12 @@ for _code in default_exceptions:
 
 
 @bp.errorhandler(InternalServerError)
-def _server_error(_error: InternalServerError) -> Response:
+def _server_error(error: InternalServerError) -> Response:
     # A fault of ours, not of the input: Flask has logged it; the session is rolled back
-    # when the request ends.
+    # when the request ends. An audit entry stored otherwise than prepared comes after the
+    # COMMIT: the change is saved, and must not be sent again.
+    if isinstance(error.original_exception, CommittedMismatchError):
+        return error_response(500, "audit_mismatch", AUDIT_MISMATCH + " " + AUDIT_MISMATCH_REPORT)
     return error_response(500, "internal_error", "Lỗi máy chủ. Vui lòng thử lại sau.")
 
 

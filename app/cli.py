@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.clock import SystemClock
+from app.notices import AUDIT_MISMATCH
 from app.settings import AUDIT_KEY_NAME, ORGANIZATION_NAME, Settings, audit_origin
 from audit.__main__ import cli as audit_cli
 from audit.checkpoint import CheckpointError, NoteSigner, generate_key, load_signer
@@ -189,9 +190,7 @@ class _Commands(click.Group):
         except CommittedMismatchError as exc:
             fail(
                 "audit_mismatch",
-                "Cảnh báo toàn vẹn nhật ký: thao tác ĐÃ được lưu, nhưng mục nhật ký kiểm toán "
-                "mà cơ sở dữ liệu ghi cho thao tác này không khớp với mục đã chuẩn bị. Không "
-                "thực hiện lại thao tác. Hãy báo ngay cho quản trị hệ thống để xuất nhật ký "
+                AUDIT_MISMATCH + " Hãy báo ngay cho quản trị hệ thống để xuất nhật ký "
                 "(`cchc audit export`) và kiểm tra (`cchc audit verify`).",
                 detail=f"{type(exc).__name__}: {exc}",
             )

@@ -500,7 +500,9 @@ def _send(conn: Connection, waiting: _Waiting, *, commit: bool) -> None:
     """Run the waiting append as it was built (its arguments were fixed then), followed by
     the COMMIT in the same message when `commit`; record the entry it wrote. If it fails,
     the transaction is aborted (and the COMMIT not run): the remembered head is forgotten, so
-    that the next append reads the head under the lock."""
+    that the next append reads the head under the lock. If it went through but the entry the
+    database built again does not match the one prepared, the head is forgotten too, and
+    the error says whether the COMMIT has run with it (CommittedMismatchError)."""
     ledger, e = waiting.ledger, waiting.built
     driver = conn.connection.driver_connection
     assert driver is not None
@@ -548,6 +550,7 @@ def _send(conn: Connection, waiting: _Waiting, *, commit: bool) -> None:
         try:
             done = ledger._rebuilt(now, written_seq, rebuilt, waiting.pre, waiting.post)
         except LedgerError as exc:
+            _KNOWN_HEADS.pop(waiting.key, None)
             waiting.pending._lost = str(exc)
             if commit:
                 raise CommittedMismatchError(
@@ -906,9 +909,13 @@ class Ledger:
         head after it), checked: the same bytes around the two values that depend on the
         head, and the leaf and seq as the head says."""
         body = bytes(rebuilt)
+        try:
+            around: tuple[bytes, bytes] | None = _around_link(body)
+        except ValueError:  # not even in the layout the ledger writes
+            around = None
         if (
             written_seq != now.size - 1
-            or _around_link(body) != (pre, post)
+            or around != (pre, post)
             or merkle.leaf_hash(body) != now.last_leaf
         ):
             raise LedgerError(f"log {self.origin}: the entry built again does not match")

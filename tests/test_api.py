@@ -17,12 +17,14 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import TestResponse, encode_multipart
 
 from app import create_app
 from app.cli import main
 from app.database import audit_trail, database_of, db_session
+from audit.ledger import CommittedMismatchError
 from definitions.loader import load_units
 from workflow.accounts import create_user, find_user
 from workflow.bootstrap import DEMO_PASSWORD
@@ -886,3 +888,24 @@ def test_every_endpoint_by_every_role(web: Flask) -> None:
         {"vp.canbo", "quantri"},
         succeed_as="vp.canbo",
     )
+
+
+@pytest.mark.db
+def test_an_audit_mismatch_after_the_commit_is_its_own_error(
+    web: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger's integrity alarm after the COMMIT answers audit_mismatch (the change is
+    saved, do not send it again), not internal_error's "try again later"."""
+    client = web.test_client()
+    member = bearer(web, "vp.canbo")
+    tid = instance_id(client, member, 13, "VP")
+    web.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error handler answers
+
+    def alarm(_session: Any) -> None:
+        raise CommittedMismatchError("the entry built again does not match; committed with it")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Session, "commit", alarm)
+        response = fire(client, member, tid, "start")
+    refused(response, 500, "audit_mismatch")
+    assert "Đừng thực hiện lại" in response.get_json()["error"]["message"]

@@ -304,7 +304,7 @@ def test_a_driver_error_in_the_ledger_is_an_error_and_nothing_changes(
 
 @pytest.mark.db
 def test_an_entry_stored_otherwise_than_prepared_is_an_integrity_alarm(
-    cli, fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+    cli, fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     """On PostgreSQL an append built on a head another writer has moved is built again by the
     database. If that entry does not match the one prepared (here its bytes after the link
@@ -315,6 +315,8 @@ def test_an_entry_stored_otherwise_than_prepared_is_an_integrity_alarm(
     tasks = {t["number"]: str(t["id"]) for t in json.loads(cli("task", "list", "--json").stdout)}
     [(key, stale)] = _known_heads(fresh_db_url)
     assert cli("task", "fire", tasks[13], "start", "--as", "vp.canbo").exit_code == 0
+    shown = json.loads(cli("task", "show", tasks[14], "--json", "--as", "vp.canbo").stdout)
+    before = len(shown["history"])
     monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, stale)  # as if another writer moved it
 
     real = ledger_module._around_link
@@ -331,8 +333,17 @@ def test_an_entry_stored_otherwise_than_prepared_is_an_integrity_alarm(
     assert len(calls) == 2, "the entry was not built again by the database"
     assert result.exit_code == 1, result.output
     first, detail = result.stderr.splitlines()[:2]
-    assert first.startswith("Lỗi [audit_mismatch]: Cảnh báo toàn vẹn nhật ký: thao tác ĐÃ được")
+    assert first.startswith("Lỗi [audit_mismatch]: Cảnh báo về tính toàn vẹn của nhật ký")
+    assert "ĐÃ được lưu" in first and "Đừng thực hiện lại" in first
     assert detail.startswith("(CommittedMismatchError: ") and "committed with it" in detail
+    assert _known_heads(fresh_db_url) == []  # forgotten: the next append reads it under lock
     shown = json.loads(cli("task", "show", tasks[14], "--json", "--as", "vp.canbo").stdout)
     assert shown["state"] == "in_progress"
-    assert [h["action"] for h in shown["history"]][-1] == "task.start"
+    assert [h["action"] for h in shown["history"][before:]] == ["task.start"]
+    # What the message asks for: the log, with the database's entry, exports and verifies.
+    exported = cli("audit", "export", "-o", str(tmp_path / "export"))
+    assert exported.exit_code == 0, exported.output
+    verified = cli("audit", "verify", str(tmp_path / "export"))
+    assert verified.exit_code == 0 and "HỢP LỆ" in verified.output, verified.output
+    again = cli("task", "fire", tasks[16], "start", "--as", "vp.canbo")
+    assert again.stdout.strip() == "in_progress", again.output

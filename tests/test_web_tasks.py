@@ -17,10 +17,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
 
 from app import create_app
 from app.cli import main
 from app.database import database_of
+from audit.ledger import CommittedMismatchError
 from workflow.bootstrap import DEMO_PASSWORD
 
 PDF = b"%PDF-1.4\n% bao cao\n%%EOF\n"
@@ -155,6 +157,30 @@ def test_a_stale_form_is_refused(web: Flask) -> None:
     assert member.get("/nhiem-vu/999999").status_code == 404
 
 
+def _start_with_a_failing_commit(
+    web: Flask, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> tuple[int, TestResponse]:
+    """Task 12 (VP) started through its page while the session's COMMIT raises `error`, with
+    the application answering as in production (its error handler, not the exception)."""
+    tasks = json.loads(
+        CliRunner().invoke(main, ["task", "list", "--number", "12", "--json"]).stdout
+    )
+    tid = int(tasks[0]["id"])
+    member = _login(web, "vp.canbo")
+    page = _page(member, tid)
+    web.config["PROPAGATE_EXCEPTIONS"] = False
+
+    def fail(_session: Any) -> None:
+        raise error
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Session, "commit", fail)
+        response = member.post(
+            f"/nhiem-vu/{tid}/thao-tac", data={"event": "start", "csrf_token": _token(page)}
+        )
+    return tid, response
+
+
 @pytest.mark.db
 def test_a_failed_commit_saves_nothing_and_says_so_in_vietnamese(
     web: Flask, monkeypatch: pytest.MonkeyPatch
@@ -165,23 +191,29 @@ def test_a_failed_commit_saves_nothing_and_says_so_in_vietnamese(
     tasks = json.loads(
         CliRunner().invoke(main, ["task", "list", "--number", "12", "--json"]).stdout
     )
-    tid = tasks[0]["id"]
-    log_before = json.loads(CliRunner().invoke(main, ["task", "show", str(tid), "--json"]).stdout)
-    member = _login(web, "vp.canbo")
-    page = _page(member, tid)
-    web.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error handler answers
-
-    def refuse(_session: Any) -> None:
-        raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
-
-    with monkeypatch.context() as patch:
-        patch.setattr(Session, "commit", refuse)
-        response = member.post(
-            f"/nhiem-vu/{tid}/thao-tac", data={"event": "start", "csrf_token": _token(page)}
-        )
+    before = json.loads(
+        CliRunner().invoke(main, ["task", "show", str(tasks[0]["id"]), "--json"]).stdout
+    )
+    refused = OperationalError("COMMIT", {}, Exception("disk I/O error"))
+    tid, response = _start_with_a_failing_commit(web, monkeypatch, refused)
     text = response.get_data(as_text=True)
     assert response.status_code == 500
     assert "Máy chủ gặp sự cố" in text and "Internal Server Error" not in text
     after = json.loads(CliRunner().invoke(main, ["task", "show", str(tid), "--json"]).stdout)
-    assert (after["state"], after["version"]) == ("assigned", log_before["version"])
-    assert after["history"] == log_before["history"]
+    assert (after["state"], after["version"]) == ("assigned", before["version"])
+    assert after["history"] == before["history"]
+
+
+@pytest.mark.db
+def test_an_audit_mismatch_after_the_commit_says_it_was_saved(
+    web: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger's integrity alarm comes after the COMMIT (audit.ledger.CommittedMismatchError;
+    provoked for real in tests/audit/test_at_commit.py): the page says the action was saved and
+    must not be repeated, not the general "reload and try again"."""
+    alarm = CommittedMismatchError("the entry built again does not match; committed with it")
+    _tid, response = _start_with_a_failing_commit(web, monkeypatch, alarm)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "thao tác ĐÃ được lưu" in text and "Đừng thực hiện lại thao tác này" in text
+    assert "Máy chủ gặp sự cố" not in text

@@ -26,6 +26,7 @@ from audit import merkle
 from audit.canonical import canonical_bytes
 from audit.ledger import (
     AppendedEntry,
+    CommittedMismatchError,
     ConcurrentAppendError,
     Ledger,
     LedgerError,
@@ -266,6 +267,42 @@ def _probe_rows(engine: Engine) -> int:
     with engine.connect() as conn:
         exists = conn.scalar(text("SELECT to_regclass('at_commit_probe') IS NOT NULL"))
         return int(conn.scalar(text("SELECT count(*) FROM at_commit_probe"))) if exists else 0
+
+
+def test_an_entry_built_again_otherwise_after_the_commit_is_an_alarm(
+    primed: tuple[Engine, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database built the entry again (the head had moved) into bytes that the ledger
+    cannot even read in its own layout. The COMMIT has run: the error says so
+    (CommittedMismatchError, not a bare ValueError), the caller's change is committed with
+    the database's entry, and the head this process remembered is forgotten."""
+    engine, ledger = primed
+    key = (str(engine.url), ORIGIN)
+    stale = ledger_module._KNOWN_HEADS[key]
+    with Session(engine) as session, session.begin():
+        ledger.append(session, **_fields(2))
+    monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, stale)
+    real = ledger_module._around_link
+    calls: list[bytes] = []
+
+    def unreadable_on_return(body: bytes) -> tuple[bytes, bytes]:
+        calls.append(body)
+        if len(calls) > 1:
+            raise ValueError("subsection not found")
+        return real(body)
+
+    monkeypatch.setattr(ledger_module, "_around_link", unreadable_on_return)
+    with Session(engine) as session:
+        session.begin()
+        _other_change(session)
+        pending = ledger.append_at_commit(session, **_fields(3))
+        with pytest.raises(CommittedMismatchError, match="committed with it"):
+            session.commit()
+    assert len(calls) == 2, "the entry was not built again by the database"
+    with pytest.raises(LedgerError, match="does not match"):
+        pending.result()
+    assert key not in ledger_module._KNOWN_HEADS
+    assert _probe_rows(engine) == 1 and _size(engine, ledger) == 4
 
 
 def test_an_append_that_fails_at_the_commit_fails_the_commit(primed: tuple[Engine, Ledger]) -> None:
