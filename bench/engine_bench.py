@@ -22,7 +22,7 @@ same machine: a new Session, the row loaded through the ORM (FOR UPDATE on Postg
 a version counter, a python-statemachine machine built on it and sent the event, a plain log
 row (who, event, from, to, when, details as JSON) added, COMMIT. It checks no permission or
 requirement, writes no remark, outbox or hash chain: less than the engine does. Its ratio
-shows how far the machine of the day moves a design of that kind (the goal was set as a
+shows how far the machine of the day moves a design of that kind (the goal reads as a
 margin over it); the verdict stays the goal's. It is our reconstruction from the issue's one
 line, not the code the issue ran.
 
