@@ -186,7 +186,8 @@ class TickReport:
 
     today: date
     alerts: tuple[Alert, ...] = ()
-    notifications: int = 0
+    notifications: int = 0  # every outbox row written, the approvers' digests included
+    digests: int = 0  # of those, the approvers' digests of several overdue tasks (no instance)
     audit_entries: int = 0
     checked: int = 0  # open instances close enough to their due date to be looked at
     already_alerted: tuple[int, ...] = ()  # of those, alerted before (same kind and due date)
@@ -208,6 +209,7 @@ class TickReport:
             "due_soon": list(self.due_soon),
             "overdue": list(self.overdue),
             "notifications": self.notifications,
+            "digests": self.digests,
             "audit_entries": self.audit_entries,
             "checked": self.checked,
             "already_alerted": list(self.already_alerted),
@@ -263,6 +265,26 @@ def _message(c: _Candidate, kind: str, days: int) -> str:
     return f"{name} sắp đến hạn: hạn hoàn thành {due}, còn {days} ngày làm việc."
 
 
+DIGEST_LISTED = 10  # tasks named in a digest's message; all of them are in its payload
+
+
+def _digest_message(tasks: Sequence[tuple[_Candidate, int]], today: date) -> str:
+    """One line for the approver about several tasks found overdue by one check: how many, the
+    first DIGEST_LISTED of `tasks` by name, and how many more."""
+    named = [
+        f"Nhiệm vụ {c.task_number} ({c.unit_code}, {c.period_label}, hạn {c.due_date:%d/%m/%Y})"
+        for c, _ in tasks[:DIGEST_LISTED]
+    ]
+    more = len(tasks) - len(named)
+    tail = f"; và {more} nhiệm vụ khác" if more else ""
+    return (
+        f"Kiểm tra ngày {today:%d/%m/%Y}: {len(tasks)} nhiệm vụ của các đơn vị mới quá hạn: "
+        + "; ".join(named)
+        + tail
+        + "."
+    )
+
+
 def tick(
     session: Session,
     org: Organization,
@@ -313,12 +335,15 @@ def tick_tasks(
     instance, kind and due date. `now` (timezone-aware) stamps the rows and audit entries.
 
     For each new alert: a deadline_alert row, one outbox notification per active member of the
-    lead unit (for an overdue task also per active approver: the head of VHXH, who urges the
-    units on), one audit entry (deadline.approaching / deadline.overdue, actor "system") and the
-    signal deadline-approaching / task-overdue queued for after commit. An overdue instance
-    gets only the overdue alert. Never commits: the caller commits everything together or
-    nothing. A second check running concurrently for the same ward fails on the unique
-    (instance, kind, due date) constraint when it flushes, so it cannot alert twice.
+    lead unit, one audit entry (deadline.approaching / deadline.overdue, actor "system") and the
+    signal deadline-approaching / task-overdue queued for after commit. An overdue instance gets
+    only the overdue alert. The active approvers (the head of VHXH, who urges the units on) hear
+    of the newly overdue tasks of other units too: of one, by its own notification; of several,
+    by one digest each that lists them (no instance), so that a first check after a long pause
+    does not fill their list with one line per task. Never commits: the caller commits
+    everything together or nothing. A second check running concurrently for the same ward fails
+    on the unique (instance, kind, due date) constraint when it flushes, so it cannot alert
+    twice.
 
     Queries: one for the candidates, one for earlier alerts, one for recipients, then the
     inserts and one audit append per alert.
@@ -423,6 +448,17 @@ def tick_tasks(
 
     alerts: list[Alert] = []
     notifications = 0
+    # How many of the newly overdue tasks each approver is to hear of (those of units that
+    # are not theirs): one by its own notification, several by a digest.
+    urged_on = {
+        a: sum(
+            1
+            for key, (c, _) in new
+            if key[1] == ALERT_OVERDUE and a not in members.get(c.unit_id, [])
+        )
+        for a in approvers
+    }
+    digest: dict[int, list[tuple[_Candidate, int]]] = defaultdict(list)
     for (instance_id, kind, due), (c, days) in new:
         message = _message(c, kind, days)
         payload: dict[str, Any] = {
@@ -436,7 +472,11 @@ def tick_tasks(
         }
         recipients = members.get(c.unit_id, [])
         if kind == ALERT_OVERDUE:
-            recipients = recipients + [a for a in approvers if a not in recipients]
+            urge = [a for a in approvers if a not in recipients]
+            recipients = recipients + [a for a in urge if urged_on[a] == 1]
+            for approver_id in urge:
+                if urged_on[approver_id] > 1:
+                    digest[approver_id].append((c, days))
         notifications += add_alert_notifications(
             session,
             recipients,
@@ -468,11 +508,39 @@ def tick_tasks(
             due_date=due,
         )
         alerts.append(Alert(instance_id, kind, due, days, len(recipients)))
+    for approver_id, unordered in digest.items():
+        # The longest overdue first, in the message and in the payload alike.
+        tasks = sorted(unordered, key=lambda t: (-t[1], t[0].task_number, t[0].unit_code))
+        add_alert_notifications(
+            session,
+            [approver_id],
+            ALERT_OVERDUE,
+            instance_id=None,
+            message=_digest_message(tasks, today),
+            payload={
+                "kind": ALERT_OVERDUE,
+                "digest": True,
+                "today": today.isoformat(),
+                "tasks": [
+                    {
+                        "instance_id": c.instance_id,
+                        "task": c.task_number,
+                        "unit": c.unit_code,
+                        "period": c.period_label,
+                        "due_date": c.due_date.isoformat(),
+                        "working_days": days,
+                    }
+                    for c, days in tasks
+                ],
+            },
+            now=now,
+        )
     session.flush()
     return TickReport(
         today=today,
         alerts=tuple(alerts),
-        notifications=notifications,
+        notifications=notifications + len(digest),
+        digests=len(digest),
         audit_entries=len(alerts),
         checked=len(candidates),
         already_alerted=already,

@@ -14,6 +14,7 @@ from definitions.calendar import WorkingCalendar, load_calendar
 from workflow import signals
 from workflow.deadlines import (
     DEADLINE_STATUS_LABELS,
+    DIGEST_LISTED,
     NATIONAL_STATUS_LABELS,
     TickReport,
     deadline_status,
@@ -339,6 +340,7 @@ def test_overdue_over_a_weekend_and_the_json_report(ward: Ward) -> None:
         "due_soon": [],
         "overdue": [task1.id],
         "notifications": 4,
+        "digests": 0,
         "audit_entries": 1,
         "checked": 1,
         "already_alerted": [],
@@ -377,7 +379,7 @@ def test_tick_agrees_with_deadline_status(ward: Ward, day: date) -> None:
     assert set(report.overdue) == expected_late
     assert expected_soon or expected_late
     assert report.audit_entries == len(expected_soon) + len(expected_late)
-    assert report.notifications == sum(a.recipients for a in report.alerts) > 0
+    assert report.notifications == sum(a.recipients for a in report.alerts) + report.digests > 0
 
 
 @pytest.mark.db
@@ -463,3 +465,75 @@ def test_an_overdue_task_is_also_announced_to_the_approver(ward: Ward) -> None:
     assert recipients("deadline.overdue") == ["vhxh.truong", "vp.canbo", "vp.truong"]
     [alert] = [a for a in late.alerts if a.instance_id == task.id]
     assert alert.recipients == 3
+
+
+@pytest.mark.db
+def test_several_overdue_tasks_reach_the_approver_as_one_digest(ward: Ward) -> None:
+    """A first check after a long pause finds many tasks overdue: each lead unit hears of its
+    own, one notification a task as before, but the head of VHXH gets one digest listing the
+    other units' tasks (all in its payload, the ten longest overdue by name), not one line a
+    task; of a VHXH task the head hears as a member of VHXH. Nothing is sent twice."""
+    head = ward.user("vhxh.truong")
+    day = date(2026, 7, 1)
+    report = _tick(ward, day)
+    late = set(report.overdue)
+    assert len(late) > DIGEST_LISTED + 1
+    units = {
+        i.id: i.unit.code
+        for i in ward.session.scalars(select(TaskInstance).where(TaskInstance.id.in_(late)))
+    }
+    others = {i for i, code in units.items() if code != "VHXH"}
+    assert others and others != late  # VHXH leads some of them too
+
+    notes = ward.session.scalars(
+        select(Notification).where(
+            Notification.recipient_id == head.id, Notification.event == "deadline.overdue"
+        )
+    ).all()
+    # (the periodic reports' own alerts carry no instance either, and no digest flag)
+    [digest] = [n for n in notes if n.instance_id is None and n.payload.get("digest")]
+    assert {n.instance_id for n in notes if n.instance_id is not None} == late - others
+    assert digest.payload["digest"] is True and digest.payload["today"] == "2026-07-01"
+    assert {t["instance_id"] for t in digest.payload["tasks"]} == others
+    assert digest.message.startswith(
+        f"Kiểm tra ngày 01/07/2026: {len(others)} nhiệm vụ của các đơn vị mới quá hạn: Nhiệm vụ "
+    )
+    assert digest.message.endswith(f"; và {len(others) - DIGEST_LISTED} nhiệm vụ khác.")
+    assert digest.message.count("Nhiệm vụ ") == DIGEST_LISTED
+    assert unicodedata.is_normalized("NFC", digest.message)
+    assert report.digests == 1
+    assert report.notifications == sum(a.recipients for a in report.alerts) + 1
+    # every lead unit still hears of each of its own tasks
+    vp_task = next(i for i, code in units.items() if code == "VP")
+    assert _count(ward, Notification, instance_id=vp_task, recipient_id=ward.user("vp.canbo").id)
+
+    again = _tick(ward, day)
+    assert again.alerts == () and again.notifications == 0 and again.digests == 0
+
+
+@pytest.mark.db
+def test_two_overdue_tasks_make_a_digest_that_names_both(ward: Ward) -> None:
+    """Early in the year, when nothing else is late: two VP tasks overdue in one check make one
+    digest for the head of VHXH naming both, the longest overdue first, and nothing more."""
+    first, second = ward.instance(13, "VP"), ward.instance(16, "VP")
+    first.due_date, second.due_date = date(2026, 1, 7), date(2026, 1, 5)
+    ward.session.flush()
+    day = date(2026, 1, 8)
+    report = tick_tasks(
+        ward.session, ward.org, today=day, now=_now(day), calendar=CAL, trail=AuditTrail()
+    )
+    assert set(report.overdue) == {first.id, second.id} and report.digests == 1
+    [digest] = ward.session.scalars(
+        select(Notification).where(
+            Notification.recipient_id == ward.user("vhxh.truong").id,
+            Notification.event == "deadline.overdue",
+        )
+    ).all()
+    assert digest.instance_id is None and digest.payload["digest"] is True
+    assert [t["instance_id"] for t in digest.payload["tasks"]] == [second.id, first.id]
+    period = first.period_label
+    assert digest.message == (
+        "Kiểm tra ngày 08/01/2026: 2 nhiệm vụ của các đơn vị mới quá hạn: "
+        f"Nhiệm vụ 16 (VP, {second.period_label}, hạn 05/01/2026); "
+        f"Nhiệm vụ 13 (VP, {period}, hạn 07/01/2026)."
+    )
