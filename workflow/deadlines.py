@@ -177,7 +177,7 @@ class Alert:
     kind: str
     due_date: date
     working_days: int  # left until the due date (due_soon) or past it (overdue)
-    recipients: int
+    recipients: int  # of its own notification; approvers told in a digest are not counted
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ class TickReport:
 
     today: date
     alerts: tuple[Alert, ...] = ()
-    notifications: int = 0  # every outbox row written, the approvers' digests included
+    notifications: int = 0  # the task alerts' outbox rows, the approvers' digests included
     digests: int = 0  # of those, the approvers' digests of several overdue tasks (no instance)
     audit_entries: int = 0
     checked: int = 0  # open instances close enough to their due date to be looked at
@@ -269,20 +269,24 @@ DIGEST_LISTED = 10  # tasks named in a digest's message; all of them are in its 
 
 
 def _digest_message(tasks: Sequence[tuple[_Candidate, int]], today: date) -> str:
-    """One line for the approver about several tasks found overdue by one check: how many, the
-    first DIGEST_LISTED of `tasks` by name, and how many more."""
-    named = [
+    """One line for an approver about several tasks found overdue by one check: how many, the
+    first DIGEST_LISTED of `tasks` by name, how many more, and where the whole list is (the
+    dashboard's list of overdue tasks)."""
+    named = "; ".join(
         f"Nhiệm vụ {c.task_number} ({c.unit_code}, {c.period_label}, hạn {c.due_date:%d/%m/%Y})"
         for c, _ in tasks[:DIGEST_LISTED]
-    ]
-    more = len(tasks) - len(named)
-    tail = f"; và {more} nhiệm vụ khác" if more else ""
-    return (
-        f"Kiểm tra ngày {today:%d/%m/%Y}: {len(tasks)} nhiệm vụ của các đơn vị mới quá hạn: "
-        + "; ".join(named)
-        + tail
-        + "."
     )
+    head = (
+        f"Tính đến ngày {today:%d/%m/%Y}, có {len(tasks)} nhiệm vụ do đơn vị khác chủ trì "
+        "đã quá hạn"
+    )
+    more = len(tasks) - DIGEST_LISTED
+    if more > 0:
+        return (
+            f"{head}, quá hạn lâu nhất là: {named}; và {more} nhiệm vụ khác. "
+            "Xem danh sách đầy đủ tại trang Điều hành."
+        )
+    return f"{head}, gồm: {named}. Xem danh sách tại trang Điều hành."
 
 
 def tick(
@@ -509,8 +513,11 @@ def tick_tasks(
         )
         alerts.append(Alert(instance_id, kind, due, days, len(recipients)))
     for approver_id, unordered in digest.items():
-        # The longest overdue first, in the message and in the payload alike.
-        tasks = sorted(unordered, key=lambda t: (-t[1], t[0].task_number, t[0].unit_code))
+        # The longest overdue (the earliest due) first, in the message and the payload alike.
+        tasks = sorted(
+            unordered,
+            key=lambda t: (t[0].due_date, t[0].task_number, t[0].unit_code, t[0].period_label),
+        )
         add_alert_notifications(
             session,
             [approver_id],

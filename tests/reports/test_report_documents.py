@@ -429,10 +429,10 @@ def _tick(ward: Ward, day: date) -> Any:
 
 
 def _report_notifications(ward: Ward) -> int:
-    """Notifications about no task: the reports' alerts (the approver's digest of overdue
-    tasks, the other kind, says so in its payload)."""
+    """The reports' alerts: notifications about no task that name a report period (the
+    approvers' digests of overdue tasks have no task either)."""
     notes = ward.session.scalars(select(Notification).where(Notification.instance_id.is_(None)))
-    return sum(1 for n in notes if not n.payload.get("digest"))
+    return sum(1 for n in notes if "report" in n.payload)
 
 
 @pytest.mark.db

@@ -17,6 +17,8 @@ from workflow.deadlines import (
     DIGEST_LISTED,
     NATIONAL_STATUS_LABELS,
     TickReport,
+    _Candidate,
+    _digest_message,
     deadline_status,
     national_status,
     tick,
@@ -493,13 +495,24 @@ def test_several_overdue_tasks_reach_the_approver_as_one_digest(ward: Ward) -> N
     # (the periodic reports' own alerts carry no instance either, and no digest flag)
     [digest] = [n for n in notes if n.instance_id is None and n.payload.get("digest")]
     assert {n.instance_id for n in notes if n.instance_id is not None} == late - others
+    assert len([n for n in notes if n.instance_id is not None]) == len(late - others)
     assert digest.payload["digest"] is True and digest.payload["today"] == "2026-07-01"
-    assert {t["instance_id"] for t in digest.payload["tasks"]} == others
-    assert digest.message.startswith(
-        f"Kiểm tra ngày 01/07/2026: {len(others)} nhiệm vụ của các đơn vị mới quá hạn: Nhiệm vụ "
+    tasks = digest.payload["tasks"]
+    assert {t["instance_id"] for t in tasks} == others and len(tasks) == len(others)
+    # the longest overdue first, and the message names the payload's first ten in its order
+    assert [t["working_days"] for t in tasks] == sorted(
+        (t["working_days"] for t in tasks), reverse=True
     )
-    assert digest.message.endswith(f"; và {len(others) - DIGEST_LISTED} nhiệm vụ khác.")
-    assert digest.message.count("Nhiệm vụ ") == DIGEST_LISTED
+    named = "; ".join(
+        f"Nhiệm vụ {t['task']} ({t['unit']}, {t['period']}, hạn "
+        f"{date.fromisoformat(t['due_date']):%d/%m/%Y})"
+        for t in tasks[:DIGEST_LISTED]
+    )
+    assert digest.message == (
+        f"Tính đến ngày 01/07/2026, có {len(others)} nhiệm vụ do đơn vị khác chủ trì đã quá "
+        f"hạn, quá hạn lâu nhất là: {named}; và {len(others) - DIGEST_LISTED} nhiệm vụ khác. "
+        "Xem danh sách đầy đủ tại trang Điều hành."
+    )
     assert unicodedata.is_normalized("NFC", digest.message)
     assert report.digests == 1
     assert report.notifications == sum(a.recipients for a in report.alerts) + 1
@@ -515,6 +528,7 @@ def test_several_overdue_tasks_reach_the_approver_as_one_digest(ward: Ward) -> N
 def test_two_overdue_tasks_make_a_digest_that_names_both(ward: Ward) -> None:
     """Early in the year, when nothing else is late: two VP tasks overdue in one check make one
     digest for the head of VHXH naming both, the longest overdue first, and nothing more."""
+    # task 16 is due first, though it comes after 13 by number and by id
     first, second = ward.instance(13, "VP"), ward.instance(16, "VP")
     first.due_date, second.due_date = date(2026, 1, 7), date(2026, 1, 5)
     ward.session.flush()
@@ -531,9 +545,26 @@ def test_two_overdue_tasks_make_a_digest_that_names_both(ward: Ward) -> None:
     ).all()
     assert digest.instance_id is None and digest.payload["digest"] is True
     assert [t["instance_id"] for t in digest.payload["tasks"]] == [second.id, first.id]
-    period = first.period_label
     assert digest.message == (
-        "Kiểm tra ngày 08/01/2026: 2 nhiệm vụ của các đơn vị mới quá hạn: "
+        "Tính đến ngày 08/01/2026, có 2 nhiệm vụ do đơn vị khác chủ trì đã quá hạn, gồm: "
         f"Nhiệm vụ 16 (VP, {second.period_label}, hạn 05/01/2026); "
-        f"Nhiệm vụ 13 (VP, {period}, hạn 07/01/2026)."
+        f"Nhiệm vụ 13 (VP, {first.period_label}, hạn 07/01/2026). "
+        "Xem danh sách tại trang Điều hành."
     )
+
+
+@pytest.mark.parametrize("count", [DIGEST_LISTED, DIGEST_LISTED + 1])
+def test_a_digest_names_ten_tasks_and_counts_the_rest(count: int) -> None:
+    tasks = [
+        (_Candidate(i, "in_progress", 1, "VP", "Năm 2026", date(2026, 1, 5), i + 1), 3)
+        for i in range(count)
+    ]
+    message = _digest_message(tasks, date(2026, 1, 8))
+    assert message.count("Nhiệm vụ ") == DIGEST_LISTED
+    assert f"Nhiệm vụ {DIGEST_LISTED} (VP" in message
+    if count == DIGEST_LISTED:
+        assert message.endswith(
+            "(VP, Năm 2026, hạn 05/01/2026). Xem danh sách tại trang Điều hành."
+        )
+    else:
+        assert message.endswith("; và 1 nhiệm vụ khác. Xem danh sách đầy đủ tại trang Điều hành.")
