@@ -22,7 +22,7 @@ from app import (
     review,
     tasks,
 )
-from app.notices import AUDIT_MISMATCH, AUDIT_MISMATCH_REPORT
+from app.notices import AUDIT_MISMATCH_ON_WEB
 from app.settings import Settings
 from audit.ledger import CommittedMismatchError
 
@@ -77,7 +77,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # nothing of the request was saved unless it had committed before the fault. An audit
         # entry stored otherwise than prepared comes after the COMMIT: saved, and an alarm.
         if isinstance(getattr(error, "original_exception", None), CommittedMismatchError):
-            message = AUDIT_MISMATCH + " " + AUDIT_MISMATCH_REPORT
+            message = AUDIT_MISMATCH_ON_WEB
         else:
             message = (
                 "Máy chủ gặp sự cố khi xử lý yêu cầu này. Vui lòng tải lại trang để xem thao "

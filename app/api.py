@@ -34,7 +34,7 @@ from app.api_support import (
 )
 from app.clock import SystemClock
 from app.database import audit_trail, db_session
-from app.notices import AUDIT_MISMATCH, AUDIT_MISMATCH_REPORT
+from app.notices import AUDIT_MISMATCH_ON_WEB
 from audit.ledger import CommittedMismatchError, EntryView, Ledger
 from workflow.engine import Engine, Outcome
 from workflow.errors import DomainError
@@ -106,7 +106,7 @@ def _server_error(error: InternalServerError) -> Response:
     # when the request ends. An audit entry stored otherwise than prepared comes after the
     # COMMIT: the change is saved, and must not be sent again.
     if isinstance(error.original_exception, CommittedMismatchError):
-        return error_response(500, "audit_mismatch", AUDIT_MISMATCH + " " + AUDIT_MISMATCH_REPORT)
+        return error_response(500, "audit_mismatch", AUDIT_MISMATCH_ON_WEB)
     return error_response(500, "internal_error", "Lỗi máy chủ. Vui lòng thử lại sau.")
 
 

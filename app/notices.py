@@ -9,5 +9,7 @@ AUDIT_MISMATCH = (
     "mà cơ sở dữ liệu ghi cho thao tác này không khớp với mục đã chuẩn bị. Đừng thực hiện lại "
     "thao tác này."
 )
-# What the pages and the API add (the command line names the commands instead).
-AUDIT_MISMATCH_REPORT = "Hãy báo ngay cho quản trị hệ thống để kiểm tra nhật ký kiểm toán."
+# As the pages and the API say it (the command line names the commands instead).
+AUDIT_MISMATCH_ON_WEB = (
+    AUDIT_MISMATCH + " Hãy báo ngay cho quản trị hệ thống để kiểm tra nhật ký kiểm toán."
+)

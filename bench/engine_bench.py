@@ -472,10 +472,11 @@ def _groups(bench: Bench, writers: int, spread: bool) -> tuple[list[list[Cycle]]
     return cycle_groups, _split(bench.rows, writers)
 
 
-def _fire_round(bench: Bench, group: list[Cycle], position: int, count: int) -> int:
-    """`count` transitions going round `group` from `position`; the next position."""
+def _go_round(one: Callable[[Any], None], items: list[Any], position: int, count: int) -> int:
+    """`count` transitions, `one` of each item, going round `items` from `position` (the
+    engine's: its cycles; the peer's: its rows); the next position."""
     for _ in range(count):
-        bench.fire_one(group[position % len(group)])
+        one(items[position % len(items)])
         position += 1
     return position
 
@@ -487,14 +488,6 @@ def _bare_round(
     that ward's shared row); the next step."""
     for _ in range(count):
         bench.bare_one(rows[step % len(rows)], step // len(rows), ward)
-        step += 1
-    return step
-
-
-def _peer_round(bench: Bench, rows: list[int], step: int, count: int) -> int:
-    """`count` transitions of the plain design going round `rows` from `step`; the next."""
-    for _ in range(count):
-        bench.peer_one(rows[step % len(rows)])
         step += 1
     return step
 
@@ -549,8 +542,8 @@ class _ThreadWriters:
 
     def _engine_job(self, w: int) -> Callable[[], None]:
         def job() -> None:
-            self.positions[w] = _fire_round(
-                self.bench, self.cycle_groups[w], self.positions[w], self.each
+            self.positions[w] = _go_round(
+                self.bench.fire_one, self.cycle_groups[w], self.positions[w], self.each
             )
 
         return job
@@ -567,8 +560,8 @@ class _ThreadWriters:
 
     def _peer_job(self, w: int) -> Callable[[], None]:
         def job() -> None:
-            self.peer_steps[w] = _peer_round(
-                self.bench, self.row_groups[w], self.peer_steps[w], self.each
+            self.peer_steps[w] = _go_round(
+                self.bench.peer_one, self.row_groups[w], self.peer_steps[w], self.each
             )
 
         return job
@@ -650,9 +643,9 @@ def _writer_process(index: int, share: WriterShare, conn: Connection, barrier: B
                 return
             barrier.wait(BARRIER_TIMEOUT)
             if command == "engine":
-                position = _fire_round(bench, cycles, position, share.each)
+                position = _go_round(bench.fire_one, cycles, position, share.each)
             elif command == "peer":
-                peer_step = _peer_round(bench, share.rows, peer_step, share.each)
+                peer_step = _go_round(bench.peer_one, share.rows, peer_step, share.each)
             else:
                 ward = _ward(cycles) if command == "serial" else None
                 step = _bare_round(bench, share.rows, step, share.each, ward)

@@ -265,6 +265,17 @@ def _message(c: _Candidate, kind: str, days: int) -> str:
     return f"{name} sắp đến hạn: hạn hoàn thành {due}, còn {days} ngày làm việc."
 
 
+def _task_fields(c: _Candidate, days: int) -> dict[str, Any]:
+    """What an alert's payload says of its task (a task's own alert, an entry of a digest)."""
+    return {
+        "task": c.task_number,
+        "unit": c.unit_code,
+        "period": c.period_label,
+        "due_date": c.due_date.isoformat(),
+        "working_days": days,
+    }
+
+
 DIGEST_LISTED = 10  # tasks named in a digest's message; all of them are in its payload
 
 
@@ -452,35 +463,24 @@ def tick_tasks(
 
     alerts: list[Alert] = []
     notifications = 0
-    # How many of the newly overdue tasks each approver is to hear of (those of units that
-    # are not theirs): one by its own notification, several by a digest.
-    urged_on = {
-        a: sum(
-            1
-            for key, (c, _) in new
+    # The newly overdue tasks each approver is to hear of (those of units that are not
+    # theirs): one by its own notification, several by a digest.
+    told = {
+        a: [
+            (c, days)
+            for key, (c, days) in new
             if key[1] == ALERT_OVERDUE and a not in members.get(c.unit_id, [])
-        )
+        ]
         for a in approvers
     }
-    digest: dict[int, list[tuple[_Candidate, int]]] = defaultdict(list)
     for (instance_id, kind, due), (c, days) in new:
         message = _message(c, kind, days)
-        payload: dict[str, Any] = {
-            "kind": kind,
-            "task": c.task_number,
-            "unit": c.unit_code,
-            "period": c.period_label,
-            "due_date": due.isoformat(),
-            "today": today.isoformat(),
-            "working_days": days,
-        }
+        payload = {"kind": kind, **_task_fields(c, days), "today": today.isoformat()}
         recipients = members.get(c.unit_id, [])
         if kind == ALERT_OVERDUE:
-            urge = [a for a in approvers if a not in recipients]
-            recipients = recipients + [a for a in urge if urged_on[a] == 1]
-            for approver_id in urge:
-                if urged_on[approver_id] > 1:
-                    digest[approver_id].append((c, days))
+            recipients = recipients + [
+                a for a, tasks in told.items() if len(tasks) == 1 and tasks[0][0] is c
+            ]
         notifications += add_alert_notifications(
             session,
             recipients,
@@ -512,7 +512,8 @@ def tick_tasks(
             due_date=due,
         )
         alerts.append(Alert(instance_id, kind, due, days, len(recipients)))
-    for approver_id, unordered in digest.items():
+    digests = {a: tasks for a, tasks in told.items() if len(tasks) > 1}
+    for approver_id, unordered in digests.items():
         # The longest overdue (the earliest due) first, in the message and the payload alike.
         tasks = sorted(
             unordered,
@@ -529,15 +530,7 @@ def tick_tasks(
                 "digest": True,
                 "today": today.isoformat(),
                 "tasks": [
-                    {
-                        "instance_id": c.instance_id,
-                        "task": c.task_number,
-                        "unit": c.unit_code,
-                        "period": c.period_label,
-                        "due_date": c.due_date.isoformat(),
-                        "working_days": days,
-                    }
-                    for c, days in tasks
+                    {"instance_id": c.instance_id, **_task_fields(c, days)} for c, days in tasks
                 ],
             },
             now=now,
@@ -546,8 +539,8 @@ def tick_tasks(
     return TickReport(
         today=today,
         alerts=tuple(alerts),
-        notifications=notifications + len(digest),
-        digests=len(digest),
+        notifications=notifications + len(digests),
+        digests=len(digests),
         audit_entries=len(alerts),
         checked=len(candidates),
         already_alerted=already,

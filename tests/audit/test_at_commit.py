@@ -269,6 +269,20 @@ def _probe_rows(engine: Engine) -> int:
         return int(conn.scalar(text("SELECT count(*) FROM at_commit_probe"))) if exists else 0
 
 
+def _failing_commit(
+    engine: Engine, ledger: Ledger, i: int, error: type[Exception], match: str
+) -> AppendedEntry | PendingEntry:
+    """A transaction with a change of its own and entry `i` appended at its commit, whose
+    COMMIT raises `error` (its message matching `match`); what the append returned."""
+    with Session(engine) as session:
+        session.begin()
+        _other_change(session)
+        pending = ledger.append_at_commit(session, **_fields(i))
+        with pytest.raises(error, match=match):
+            session.commit()
+    return pending
+
+
 def test_an_entry_built_again_otherwise_after_the_commit_is_an_alarm(
     primed: tuple[Engine, Ledger], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,12 +306,7 @@ def test_an_entry_built_again_otherwise_after_the_commit_is_an_alarm(
         return real(body)
 
     monkeypatch.setattr(ledger_module, "_around_link", unreadable_on_return)
-    with Session(engine) as session:
-        session.begin()
-        _other_change(session)
-        pending = ledger.append_at_commit(session, **_fields(3))
-        with pytest.raises(CommittedMismatchError, match="committed with it"):
-            session.commit()
+    pending = _failing_commit(engine, ledger, 3, CommittedMismatchError, "committed with it")
     assert len(calls) == 2, "the entry was not built again by the database"
     with pytest.raises(LedgerError, match="does not match"):
         pending.result()
@@ -318,12 +327,7 @@ def test_an_append_that_fails_at_the_commit_fails_the_commit(primed: tuple[Engin
                 object_type="x", object_id="x", body=stray.body, leaf_hash=stray.leaf_hash,
             )
         )  # fmt: skip
-    with Session(engine) as session:
-        session.begin()
-        _other_change(session)
-        pending = ledger.append_at_commit(session, **_fields(2))
-        with pytest.raises(ConcurrentAppendError, match="nothing was committed"):
-            session.commit()
+    pending = _failing_commit(engine, ledger, 2, ConcurrentAppendError, "nothing was committed")
     with pytest.raises(LedgerError, match="nothing was committed"):
         pending.result()
     assert _probe_rows(engine) == 0
@@ -343,12 +347,7 @@ def test_an_append_to_a_log_that_is_not_there_fails_the_commit(
     monkeypatch.setitem(
         ledger_module._KNOWN_HEADS, key, dataclasses.replace(remembered, id=remembered.id + 99)
     )
-    with Session(engine) as session:
-        session.begin()
-        _other_change(session)
-        ledger.append_at_commit(session, **_fields(2))
-        with pytest.raises(LedgerError, match="is not there"):
-            session.commit()
+    _failing_commit(engine, ledger, 2, LedgerError, "is not there")
     assert _probe_rows(engine) == 0
     assert _size(engine, ledger) == 2
     # The remembered head was forgotten: the next append reads the head under the lock.
