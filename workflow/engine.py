@@ -1020,21 +1020,29 @@ _INSTANT_COLUMNS = frozenset({"submitted_at", "accepted_at", "created_at", "upda
 _N = len(_INSTANCE_COLUMNS)
 
 # The instance with what the rules and the requirements read: its unit and ward, its task's
-# products and number, its plan's policy, and its current evidence (one row per file; the
-# outer join gives one row when there is none). FOR UPDATE OF the instance on PostgreSQL.
+# products and number, its plan's policy, and its current evidence (one row per file, in no
+# order: sorted by id here; the outer join gives one row when there is none).
 _READ_SQL = (
     "SELECT "
     + ", ".join(f"ti.{c}" for c in _INSTANCE_COLUMNS)
     + ", u.code, u.organization_id, o.audit_origin, pt.number, {json}, "
-    "e.uploader_id, e.product, e.sha256, e.size, {explainers}{submission} "
-    "FROM task_instance ti "
+    "e.id, e.uploader_id, e.product, e.sha256, e.size, {explainers}{submission} "
+    "FROM {instance} ti "
     "JOIN unit u ON u.id = ti.unit_id "
     "JOIN organization o ON o.id = u.organization_id "
     "JOIN plan_task pt ON pt.id = ti.plan_task_id "
     "JOIN plan p ON p.id = pt.plan_id "
-    "LEFT JOIN evidence e ON e.instance_id = ti.id AND e.withdrawn_at IS NULL "
-    "WHERE ti.id = {p} ORDER BY e.id"
+    "LEFT JOIN evidence e ON e.instance_id = ti.id AND e.withdrawn_at IS NULL"
 )
+# PostgreSQL locks the instance's row in a subquery of its own (FOR UPDATE): the joins above
+# it then carry no row marks, and a writer that waited for the lock reads the row as the
+# other one committed it. SQLite's writers already hold the write lock (BEGIN IMMEDIATE).
+_INSTANCE = {
+    True: "(SELECT "  # noqa: S608 - names from _INSTANCE_COLUMNS
+    + ", ".join(_INSTANCE_COLUMNS)
+    + " FROM task_instance WHERE id = {p} FOR UPDATE)",
+    False: "task_instance",
+}
 # A submission also reads the products explained in writing and the coordinating units
 # asked and not yet answered, as two more columns of the same SELECT.
 _SUBMISSION_COLUMNS = {
@@ -1235,13 +1243,9 @@ _JSON_COLUMNS = {True: "pt.products::text, p.policy::text", False: "pt.products,
 @functools.cache
 def _read_sql(pg: bool, submission: bool) -> str:
     sql = _READ_SQL.replace("{submission}", _SUBMISSION_COLUMNS[pg] if submission else "")
-    sql = sql.replace("{json}", _JSON_COLUMNS[pg])
-    sql = _sql(sql.replace("{explainers}", _EXPLAINERS[pg]), pg)
-    if pg:
-        # PostgreSQL serialises writers on the row; SQLite already holds the write lock
-        # (BEGIN IMMEDIATE).
-        sql += " FOR UPDATE OF ti"
-    return sql
+    sql = sql.replace("{json}", _JSON_COLUMNS[pg]).replace("{instance}", _INSTANCE[pg])
+    sql = sql.replace("{explainers}", _EXPLAINERS[pg])
+    return _sql(sql if pg else sql + " WHERE ti.id = {p}", pg)
 
 
 def _read_instance(conn: Connection, instance_id: int, *, submission: bool = False) -> _Row:
@@ -1255,17 +1259,14 @@ def _read_instance(conn: Connection, instance_id: int, *, submission: bool = Fal
         raise DomainError("not_found", f"Không tìm thấy nhiệm vụ số {instance_id}.")
     first = rows[0]
     code, org_id, origin, number, products, policy = first[_N : _N + 6]
-    evidence = [
-        (int(r[_N + 6]), str(r[_N + 7]), str(r[_N + 8]), int(r[_N + 9]))
-        for r in rows
-        if r[_N + 6] is not None
-    ]
-    explainers = frozenset(int(a) for a in _json(first[_N + 10]) or ())
+    files = sorted((r for r in rows if r[_N + 6] is not None), key=lambda r: int(r[_N + 6]))
+    evidence = [(int(r[_N + 7]), str(r[_N + 8]), str(r[_N + 9]), int(r[_N + 10])) for r in files]
+    explainers = frozenset(int(a) for a in _json(first[_N + 11]) or ())
     explained: frozenset[Any] = frozenset()
     outstanding: tuple[str, ...] = ()
     if submission:
-        explained = frozenset(_json(first[_N + 11]) or ())
-        outstanding = tuple(sorted(str(c) for c in _json(first[_N + 12]) or ()))
+        explained = frozenset(_json(first[_N + 12]) or ())
+        outstanding = tuple(sorted(str(c) for c in _json(first[_N + 13]) or ()))
     return _Row(
         tuple(first[:_N]),
         code,
