@@ -254,7 +254,7 @@ _PG_APPEND_SQL = (
     + "%(every)s::bigint, %(interval)s::interval, "
     + _PG_COLUMN_ARGS
 )
-# PostgreSQL, sent in one message with the transaction's COMMIT (migration 0012): the same
+# PostgreSQL, sent in one message with the transaction's COMMIT (migrations 0012, 0014): the same
 # append with the checkpoint policy off, so that it always writes, and an error, not an empty
 # answer, when the log is not there (the COMMIT behind it must never commit a change without
 # its entry).

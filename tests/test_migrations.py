@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
@@ -36,4 +38,61 @@ def test_upgrade_downgrade_upgrade(fresh_db_url: str) -> None:
         engine.dispose()
         assert set(inspect(engine).get_table_names()) == tables
     finally:
+        engine.dispose()
+
+
+FUNCTION = (
+    "audit_append_with_commit(integer, text, bigint, bytea, bigint, timestamptz, bytea, "
+    "bytea, bytea, smallint[], bigint[], bytea[], bytea, bytea, timestamptz, text, text, "
+    "text, text, text, text)"
+)
+
+
+def _may_execute(url: str, role: str) -> tuple[bool, bool]:
+    """Whether `role` and PUBLIC may execute the at-commit append function."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return (
+                bool(
+                    conn.exec_driver_sql(
+                        f"SELECT has_function_privilege('{role}', '{FUNCTION}', 'EXECUTE')"
+                    ).scalar()
+                ),
+                bool(
+                    conn.exec_driver_sql(
+                        "SELECT coalesce(bool_or(a.grantee = 0), p.proacl IS NULL) FROM pg_proc p "
+                        "LEFT JOIN LATERAL aclexplode(p.proacl) a ON a.privilege_type = 'EXECUTE' "
+                        f"WHERE p.oid = '{FUNCTION}'::regprocedure GROUP BY p.proacl"
+                    ).scalar()
+                ),
+            )
+    finally:
+        engine.dispose()
+
+
+def test_remaking_the_append_function_keeps_who_may_run_it(fresh_db_url: str) -> None:
+    """Migration 0014 drops and makes again the function every transition runs: a
+    deployment that granted it to the application's role alone (docs/deployment.md) must
+    still have that grant after the upgrade and after the downgrade."""
+    if not fresh_db_url.startswith("postgresql"):
+        pytest.skip("the function is PostgreSQL's")
+    role = f"cchc_test_app_{uuid.uuid4().hex[:8]}"
+    upgrade(fresh_db_url, "0013_audit_entry_sqlite_key")
+    engine = make_engine(fresh_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE ROLE {role} NOLOGIN")
+            conn.exec_driver_sql(f"REVOKE EXECUTE ON FUNCTION {FUNCTION} FROM PUBLIC")
+            conn.exec_driver_sql(f"GRANT EXECUTE ON FUNCTION {FUNCTION} TO {role}")
+        assert _may_execute(fresh_db_url, role) == (True, False)
+        upgrade(fresh_db_url, "0014_audit_append_inline")
+        assert _may_execute(fresh_db_url, role) == (True, False)
+        downgrade(fresh_db_url, "0013_audit_entry_sqlite_key")
+        assert _may_execute(fresh_db_url, role) == (True, False)
+        upgrade(fresh_db_url)
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"REVOKE ALL ON FUNCTION {FUNCTION} FROM {role}")
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
         engine.dispose()

@@ -1018,6 +1018,7 @@ _INSTANCE_COLUMNS = (
 _DATE_COLUMNS = frozenset({"period_start", "due_date"})
 _INSTANT_COLUMNS = frozenset({"submitted_at", "accepted_at", "created_at", "updated_at"})
 _N = len(_INSTANCE_COLUMNS)
+_VERSION = _INSTANCE_COLUMNS.index("version")
 
 # The instance with what the rules and the requirements read: its unit and ward, its task's
 # products and number, its plan's policy, and its current evidence (one row per file, in no
@@ -1026,7 +1027,7 @@ _READ_SQL = (
     "SELECT "
     + ", ".join(f"ti.{c}" for c in _INSTANCE_COLUMNS)
     + ", u.code, u.organization_id, o.audit_origin, pt.number, {json}, "
-    "e.id, e.uploader_id, e.product, e.sha256, e.size, {explainers}{submission} "
+    "e.id, e.uploader_id, e.product, e.sha256, e.size, {explainers}{submission}{seen} "
     "FROM {instance} ti "
     "JOIN unit u ON u.id = ti.unit_id "
     "JOIN organization o ON o.id = u.organization_id "
@@ -1034,15 +1035,20 @@ _READ_SQL = (
     "JOIN plan p ON p.id = pt.plan_id "
     "LEFT JOIN evidence e ON e.instance_id = ti.id AND e.withdrawn_at IS NULL"
 )
-# PostgreSQL locks the instance's row in a subquery of its own (FOR UPDATE): the joins above
-# it then carry no row marks, and a writer that waited for the lock reads the row as the
-# other one committed it. SQLite's writers already hold the write lock (BEGIN IMMEDIATE).
+# PostgreSQL locks the instance's row in a subquery of its own (FOR UPDATE), so that the
+# joins above it carry no row marks. A writer that waited there for another transaction's
+# lock gets the instance's row as that one committed it, but everything else (the evidence,
+# the explanations, the requests) as the statement's snapshot, taken before, saw it: the
+# last column, the instance's version in that snapshot, tells, and the read is then made
+# again (the row stays locked, so the second read sees it all as committed). SQLite's
+# writers already hold the write lock (BEGIN IMMEDIATE) when they read.
 _INSTANCE = {
     True: "(SELECT "  # noqa: S608 - names from _INSTANCE_COLUMNS
     + ", ".join(_INSTANCE_COLUMNS)
     + " FROM task_instance WHERE id = {p} FOR UPDATE)",
     False: "task_instance",
 }
+_SEEN = {True: ", (SELECT s.version FROM task_instance s WHERE s.id = ti.id)", False: ""}
 # A submission also reads the products explained in writing and the coordinating units
 # asked and not yet answered, as two more columns of the same SELECT.
 _SUBMISSION_COLUMNS = {
@@ -1185,7 +1191,7 @@ class _Row:
 
     @property
     def version(self) -> int:
-        return int(self.values[14])
+        return int(self.values[_VERSION])
 
     def period_start(self) -> date:
         day = _day(self.values[4])
@@ -1244,15 +1250,22 @@ _JSON_COLUMNS = {True: "pt.products::text, p.policy::text", False: "pt.products,
 def _read_sql(pg: bool, submission: bool) -> str:
     sql = _READ_SQL.replace("{submission}", _SUBMISSION_COLUMNS[pg] if submission else "")
     sql = sql.replace("{json}", _JSON_COLUMNS[pg]).replace("{instance}", _INSTANCE[pg])
+    sql = sql.replace("{seen}", _SEEN[pg])
     sql = sql.replace("{explainers}", _EXPLAINERS[pg])
     return _sql(sql if pg else sql + " WHERE ti.id = {p}", pg)
 
 
 def _read_instance(conn: Connection, instance_id: int, *, submission: bool = False) -> _Row:
+    pg = _is_pg(conn)
     cur = _cursor(conn)
     try:
-        cur.execute(_read_sql(_is_pg(conn), submission), (instance_id,))
+        cur.execute(_read_sql(pg, submission), (instance_id,))
         rows = cur.fetchall()
+        if pg and rows and rows[0][-1] != rows[0][_VERSION]:
+            # Locked after waiting for a change committed since this statement's snapshot:
+            # read again, now that the lock is held (see _INSTANCE).
+            cur.execute(_read_sql(pg, submission), (instance_id,))
+            rows = cur.fetchall()
     finally:
         cur.close()
     if not rows:

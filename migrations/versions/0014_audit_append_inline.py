@@ -4,13 +4,17 @@
 rows on: two PL/pgSQL calls, each returning a set through a tuple store, and a head read
 (SELECT ... FOR UPDATE) before the head's UPDATE. The engine's transitions run it on every
 change, so its server time is theirs. Here it does the same work in one function returning
-one row (OUT parameters): on the head the entry was built on, the head's UPDATE itself checks
-that head and locks the row (one statement instead of two); only when another process
-appended meanwhile does it read the head under the lock and build the entry again on it,
-as audit_append_at_head does (the body's "prev" and "seq" values between the bytes the caller
-sends around them; RFC 6962 leaf and node hashes; stored subtrees from level 3 up). It always
-writes (checkpoints are signed by a later append) and raises when the log is not there, as
-before. Same signature and result columns; SECURITY INVOKER.
+one row (OUT parameters). Its first statement is the head's UPDATE, guarded by the head the
+entry was built on: when that head is there, committed, the UPDATE checks it and locks the
+row in one statement. Otherwise (another process appended meanwhile, or the head the entry
+was built on belonged to a transaction that had not committed when the UPDATE looked) it
+reads the head under the lock, writes the entry as built if that is now the head it was
+built on, and else builds it again on the head there, as audit_append_at_head does (the
+body's "prev" and "seq" values between the bytes the caller sends around them; RFC 6962 leaf
+and node hashes; stored subtrees from level 3 up). It always writes (checkpoints are signed
+by a later append) and raises when the log is not there, as before. Same signature and
+result columns; SECURITY INVOKER. The function is dropped and made again (its result type
+changes), so the EXECUTE grants it had are granted again.
 
 Revision ID: 0014_audit_append_inline
 Revises: 0013_audit_entry_sqlite_key
@@ -20,6 +24,8 @@ Create Date: 2026-11-29
 from collections.abc import Sequence
 
 from alembic import op
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 
 revision: str = "0014_audit_append_inline"
@@ -70,7 +76,8 @@ BEGIN
     IF FOUND THEN
         written_seq := p_seq;
     ELSE
-        -- Another head: read it under the lock and build the entry again on it.
+        -- Not that head as this statement saw it: read the head under the lock (a head that
+        -- another transaction held uncommitted is there now, committed).
         SELECT l.id, l.size, l.compact_range, l.last_leaf, l.checkpoint_size, l.checkpoint_at
             INTO head_id, written_seq, head_range, head_last_leaf, head_cp_size, head_cp_at
             FROM audit_log AS l WHERE l.id = p_log AND l.origin = p_origin FOR UPDATE;
@@ -78,33 +85,42 @@ BEGIN
             RAISE EXCEPTION 'audit log % (%) is not there: nothing appended', p_log, p_origin
                 USING ERRCODE = 'no_data_found';
         END IF;
-        v_body := p_pre
-            || convert_to(
-                CASE WHEN written_seq = 0 THEN repeat('0', 64)
-                     ELSE encode(head_last_leaf, 'hex') END
-                || '","seq":' || written_seq::text, 'UTF8')
-            || p_post;
-        head_last_leaf := sha256('\x00'::bytea || v_body);
-        v_node := head_last_leaf;
-        v_levels := '{{}}';
-        v_indexes := '{{}}';
-        v_hashes := '{{}}';
-        m := written_seq;
-        WHILE (m & 1) = 1 LOOP
-            v_node := sha256('\x01'::bytea
-                || substring(head_range FROM length(head_range) - 31 FOR 32) || v_node);
-            head_range := substring(head_range FROM 1 FOR length(head_range) - 32);
-            m := m >> 1;
-            lvl := lvl + 1;
-            IF lvl >= 3 THEN
-                v_levels := v_levels || lvl::smallint;
-                v_indexes := v_indexes || (written_seq >> lvl);
-                v_hashes := v_hashes || v_node;
-            END IF;
-        END LOOP;
-        head_range := head_range || v_node;
+        IF written_seq = p_seq AND head_last_leaf = p_prev
+                AND head_cp_size IS NOT DISTINCT FROM p_cp_size
+                AND head_cp_at IS NOT DISTINCT FROM p_cp_at THEN
+            -- The head the entry was built on after all: the entry as built.
+            head_range := p_range;
+            head_last_leaf := p_leaf;
+        ELSE
+            -- Another head: build the entry again on it.
+            v_body := p_pre
+                || convert_to(
+                    CASE WHEN written_seq = 0 THEN repeat('0', 64)
+                         ELSE encode(head_last_leaf, 'hex') END
+                    || '","seq":' || written_seq::text, 'UTF8')
+                || p_post;
+            head_last_leaf := sha256('\x00'::bytea || v_body);
+            v_node := head_last_leaf;
+            v_levels := '{{}}';
+            v_indexes := '{{}}';
+            v_hashes := '{{}}';
+            m := written_seq;
+            WHILE (m & 1) = 1 LOOP
+                v_node := sha256('\x01'::bytea
+                    || substring(head_range FROM length(head_range) - 31 FOR 32) || v_node);
+                head_range := substring(head_range FROM 1 FOR length(head_range) - 32);
+                m := m >> 1;
+                lvl := lvl + 1;
+                IF lvl >= 3 THEN
+                    v_levels := v_levels || lvl::smallint;
+                    v_indexes := v_indexes || (written_seq >> lvl);
+                    v_hashes := v_hashes || v_node;
+                END IF;
+            END LOOP;
+            head_range := head_range || v_node;
+            rebuilt_body := v_body;
+        END IF;
         head_size := written_seq + 1;
-        rebuilt_body := v_body;
         UPDATE audit_log AS l SET size = head_size, compact_range = head_range,
                 last_leaf = head_last_leaf
             WHERE l.id = head_id;
@@ -146,15 +162,46 @@ $$
 """
 
 
-def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
+def _grants(bind: Connection) -> tuple[bool, list[str]] | None:
+    """Who may EXECUTE the function now: (PUBLIC may, other grantees); None while its
+    privileges are the defaults."""
+    rows = bind.execute(
+        text(
+            "SELECT p.proacl IS NULL, a.grantee, a.grantee::regrole::text, p.proowner "
+            "FROM pg_proc p LEFT JOIN LATERAL aclexplode(p.proacl) a "
+            "ON a.privilege_type = 'EXECUTE' WHERE p.oid = CAST(:sig AS regprocedure)"
+        ),
+        {"sig": SIGNATURE},
+    ).all()
+    if not rows or rows[0][0]:
+        return None
+    public = any(r[1] == 0 for r in rows)
+    return public, [r[2] for r in rows if r[1] not in (None, 0, r[3])]
+
+
+def _grant_again(bind: Connection, grants: tuple[bool, list[str]] | None) -> None:
+    if grants is None:
         return
+    public, roles = grants
+    if not public:
+        op.execute(f"REVOKE EXECUTE ON FUNCTION {SIGNATURE} FROM PUBLIC")
+    for role in roles:  # as PostgreSQL spells it (quoted where it must be)
+        op.execute(f"GRANT EXECUTE ON FUNCTION {SIGNATURE} TO {role}")
+
+
+def _replace(definition: str) -> None:
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return  # SQLite's writers hold the database's write lock for the whole transaction
+    grants = _grants(bind)
     op.execute(f"DROP FUNCTION {SIGNATURE}")
-    op.execute(FUNCTION)
+    op.execute(definition)
+    _grant_again(bind, grants)
+
+
+def upgrade() -> None:
+    _replace(FUNCTION)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute(f"DROP FUNCTION {SIGNATURE}")
-    op.execute(PREVIOUS)
+    _replace(PREVIOUS)

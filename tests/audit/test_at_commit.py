@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -255,6 +256,95 @@ def test_on_a_stale_head_the_entry_is_built_again_and_committed(
         expected = canonical_bytes(_record(3, ledger.entry(session, 2).leaf_hash))
         assert ledger.entry(session, 3).body == pending.body == expected
     _check_log(fresh_db_url, 4, keys, tmp_path, ORIGIN)
+
+
+def _count_rebuilds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The seqs of the entries the database built again (their body differs from the one
+    sent), as the ledger learns of them."""
+    seqs: list[int] = []
+    real = Ledger._rebuilt
+
+    def counted(self: Ledger, head: Any, seq: int, *args: Any) -> Any:
+        seqs.append(seq)
+        return real(self, head, seq, *args)
+
+    monkeypatch.setattr(Ledger, "_rebuilt", counted)
+    return seqs
+
+
+def test_built_on_a_head_not_yet_committed_the_entry_is_written_as_built(
+    primed: tuple[Engine, Ledger],
+    fresh_db_url: str,
+    keys: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another transaction of this process appended and holds the head uncommitted; an entry
+    built on that head and sent with its own COMMIT waits for it, and once it has committed
+    finds the head it was built on: the entry goes in as built, not built again."""
+    engine, ledger = primed
+    rebuilt = _count_rebuilds(monkeypatch)
+    first = Session(engine)
+    first.begin()
+    ledger.append(first, **_fields(2))  # the head's row locked, the new head known here
+    outcome: list[Any] = []
+
+    def second() -> None:
+        try:
+            with Session(engine) as session:
+                session.begin()
+                pending = ledger.append_at_commit(session, **_fields(3))
+                session.commit()  # sends the append, which waits for the first to commit
+                outcome.append(pending.seq)
+        except BaseException as exc:  # reported below
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=second)
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive(), "the append did not wait for the head's row lock"
+    first.commit()
+    first.close()
+    waiting.join(10)
+    assert not waiting.is_alive()
+    assert outcome == [3] and rebuilt == []
+    _check_log(fresh_db_url, 4, keys, tmp_path, ORIGIN)
+
+
+def test_on_a_stale_empty_head_the_first_entry_is_built_again(
+    fresh_db_url: str, keys: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Built on an empty log that another process has since appended to: the database builds
+    the entry again after that one (from the genesis "prev" to a real one)."""
+    engine = _pg(fresh_db_url)
+    ledger = Ledger(ORIGIN)
+    try:
+        key = (str(engine.url), ORIGIN)
+        with Session(engine) as session, session.begin():
+            ledger.ensure_log(session)
+            empty = ledger_module._head_from_row(
+                session.execute(
+                    text(
+                        "SELECT id, size, compact_range, last_leaf, checkpoint_size, "
+                        "checkpoint_at FROM audit_log WHERE origin = :o"
+                    ),
+                    {"o": ORIGIN},
+                ).one()
+            )
+        _primed(engine, ledger, 1)
+        monkeypatch.setitem(ledger_module._KNOWN_HEADS, key, empty)
+        rebuilt = _count_rebuilds(monkeypatch)
+        with Session(engine) as session:
+            session.begin()
+            pending = ledger.append_at_commit(session, **_fields(1))
+            session.commit()
+        assert pending.seq == 1 and rebuilt == [1]
+        with Session(engine) as session:
+            expected = canonical_bytes(_record(1, ledger.entry(session, 0).leaf_hash))
+            assert ledger.entry(session, 1).body == pending.body == expected
+    finally:
+        engine.dispose()
+    _check_log(fresh_db_url, 2, keys, tmp_path, ORIGIN)
 
 
 def _other_change(session: Session) -> None:

@@ -25,7 +25,7 @@ from audit.ledger import Ledger
 from workflow.clock import FixedClock
 from workflow.engine import Engine, Outcome
 from workflow.errors import DomainError
-from workflow.models import Remark, TaskInstance, User
+from workflow.models import Evidence, Remark, TaskInstance, User
 from workflow.trail import AuditTrail
 
 from ._helpers import CommittedWard, committed_ward, refusal_code
@@ -256,3 +256,67 @@ def test_every_evidence_change_makes_an_older_view_stale(ward: Ward, later: bool
         )
         assert stale == "stale_version", change
         seen = inst.version
+
+
+@pytest.mark.db
+def test_a_submission_that_waited_for_a_withdrawal_sees_it(
+    committed: CommittedWard, db_url: str
+) -> None:
+    """The head submits without a version (as a script or the API may) while a member's
+    withdrawal of a product's only file holds the instance locked. Once the withdrawal commits,
+    the submission must judge the evidence as committed, not as its statement's snapshot saw it
+    before it waited: refused with evidence_missing, nothing written. PostgreSQL only: on
+    SQLite the submission cannot read before the withdrawal has committed (BEGIN IMMEDIATE)."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite serialises whole transactions from their first read")
+    instance_id = committed.assigned[0]
+    with committed.session() as session:
+        ward = committed.ward(session)
+        ward.engine.fire(instance_id, "start", ward.user("vp.canbo"))
+        ward.fill_evidence(session.get_one(TaskInstance, instance_id), "vp.canbo")
+        session.commit()
+        first = session.scalars(
+            select(Evidence).where(Evidence.instance_id == instance_id).order_by(Evidence.id)
+        ).first()
+        assert first is not None
+        version = session.get_one(TaskInstance, instance_id).version
+
+    submission = Attempt("submit")
+    started = threading.Event()
+
+    def submit() -> None:
+        try:
+            with committed.session() as session:
+                ward = committed.ward(session)
+                head = ward.user("vp.truong")
+                started.set()
+                submission.fired_at = time.monotonic()
+                try:
+                    submission.outcome = ward.engine.fire(instance_id, "submit", head)
+                    session.commit()
+                except DomainError as err:
+                    session.rollback()
+                    submission.error = err
+        except BaseException as exc:  # reported below
+            submission.error = exc
+
+    with committed.session() as session:
+        ward = committed.ward(session)
+        ward.engine.withdraw_evidence(first.id, ward.user("vp.canbo"))  # locks the instance
+        session.flush()
+        thread = threading.Thread(target=submit)
+        thread.start()
+        assert started.wait(timeout=30)
+        time.sleep(HOLD)  # the submission is now waiting on the instance's lock
+        assert thread.is_alive(), "the submission did not wait for the withdrawal"
+        session.commit()
+        withdrawn_at = time.monotonic()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+
+    assert submission.fired_at < withdrawn_at
+    assert isinstance(submission.error, DomainError), submission
+    assert submission.error.code == "evidence_missing"
+    with committed.session() as session:
+        inst = session.get_one(TaskInstance, instance_id)
+        assert (inst.state, inst.version) == ("in_progress", version + 1)
