@@ -64,8 +64,9 @@ DECLARE
     m bigint;
     lvl integer := 0;
 BEGIN
-    -- The head the entry was built on: move it, which locks the row (waiting, if need be,
-    -- for a concurrent append to commit, then looking at the head as it then stands).
+    -- The head the entry was built on, if this statement sees it (committed): move it,
+    -- which locks the row (waiting, if need be, for a concurrent append to commit, then
+    -- checking the head as that one left it).
     UPDATE audit_log AS l SET size = p_seq + 1, compact_range = p_range, last_leaf = p_leaf
         WHERE l.id = p_log AND l.origin = p_origin AND l.size = p_seq AND l.last_leaf = p_prev
             AND l.checkpoint_size IS NOT DISTINCT FROM p_cp_size
