@@ -1257,14 +1257,15 @@ def _read_sql(pg: bool, submission: bool) -> str:
 
 def _read_instance(conn: Connection, instance_id: int, *, submission: bool = False) -> _Row:
     pg = _is_pg(conn)
+    sql = _read_sql(pg, submission)
     cur = _cursor(conn)
     try:
-        cur.execute(_read_sql(pg, submission), (instance_id,))
+        cur.execute(sql, (instance_id,))
         rows = cur.fetchall()
         if pg and rows and rows[0][-1] != rows[0][_VERSION]:
             # Locked after waiting for a change committed since this statement's snapshot:
             # read again, now that the lock is held (see _INSTANCE).
-            cur.execute(_read_sql(pg, submission), (instance_id,))
+            cur.execute(sql, (instance_id,))
             rows = cur.fetchall()
     finally:
         cur.close()
