@@ -135,7 +135,7 @@ class Engine:
 
     def load(self, instance_id: int, *, lock: bool = False) -> TaskInstance:
         # The instance with what every check reads (its unit and ward, its task and plan) in
-        # one statement; inner joins, so that FOR UPDATE may lock the instance row.
+        # one statement; inner joins (every instance has them).
         stmt = (
             select(TaskInstance)
             .where(TaskInstance.id == instance_id)
@@ -150,9 +150,20 @@ class Engine:
         )
         if lock:
             # PostgreSQL serialises writers on the row; SQLite already holds the write lock
-            # (BEGIN IMMEDIATE) and ignores FOR UPDATE.
-            # populate_existing: a row already in the session is refreshed from the locked read.
-            stmt = stmt.with_for_update(of=TaskInstance).execution_options(populate_existing=True)
+            # (BEGIN IMMEDIATE). The row is locked by a statement of its own, before the
+            # joined read: a SELECT ... FOR UPDATE that waits for another writer gets the
+            # instance as committed but re-checks its joins against the other tables as its
+            # snapshot saw them before the wait, so an instance handed to another unit
+            # meanwhile would not be found at all. The read after the lock sees what the
+            # other writer committed (READ COMMITTED: every statement its own snapshot).
+            if self.session.get_bind().dialect.name != "sqlite":
+                locked = self.session.execute(
+                    select(TaskInstance.id).where(TaskInstance.id == instance_id).with_for_update()
+                ).first()
+                if locked is None:
+                    raise DomainError("not_found", f"Không tìm thấy nhiệm vụ số {instance_id}.")
+            # populate_existing: a row already in the session is refreshed from this read.
+            stmt = stmt.execution_options(populate_existing=True)
         instance = self.session.scalars(stmt).one_or_none()
         if instance is None:
             raise DomainError("not_found", f"Không tìm thấy nhiệm vụ số {instance_id}.")
@@ -594,9 +605,13 @@ class Engine:
 
     def withdraw_evidence(self, evidence_id: int, actor: User) -> Evidence:
         evidence = self.session.get(Evidence, evidence_id)
+        if evidence is not None:
+            instance = self.load(evidence.instance_id, lock=True)
+            # Read again under the instance's lock: a withdrawal that waited for another one
+            # of the same file must see it withdrawn, not the copy read before the wait.
+            self.session.refresh(evidence)
         if evidence is None or evidence.withdrawn_at is not None:
             raise DomainError("not_found", f"Không tìm thấy tài liệu số {evidence_id}.")
-        instance = self.load(evidence.instance_id, lock=True)
         person = self._editable(instance, actor, "withdraw_evidence")
         if evidence.uploader_id != actor.id:
             raise DomainError(
@@ -751,9 +766,13 @@ class Engine:
     ) -> CoordinationRequest:
         """The asked unit provides (a note and/or files) or declines (with a reason)."""
         request = self.session.get(CoordinationRequest, request_id)
+        if request is not None:
+            instance = self.load(request.instance_id, lock=True)
+            # Read again under the instance's lock: an answer that waited for another answer
+            # must see the request answered, not the copy read before the wait.
+            self.session.refresh(request)
         if request is None:
             raise DomainError("not_found", f"Không tìm thấy đề nghị phối hợp số {request_id}.")
-        instance = self.load(request.instance_id, lock=True)
         asked = self.session.get_one(Unit, request.unit_id)
         person = person_of(actor)
         refused = answer_refusal(person, asked.code, asked.organization_id)

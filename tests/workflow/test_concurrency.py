@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +25,7 @@ from audit.ledger import Ledger
 from workflow.clock import FixedClock
 from workflow.engine import Engine, Outcome
 from workflow.errors import DomainError
-from workflow.models import Evidence, Remark, TaskInstance, User
+from workflow.models import CoordinationRequest, Evidence, Remark, TaskInstance, Unit, User
 from workflow.trail import AuditTrail
 
 from ._helpers import CommittedWard, committed_ward, refusal_code
@@ -258,6 +258,102 @@ def test_every_evidence_change_makes_an_older_view_stale(ward: Ward, later: bool
         seen = inst.version
 
 
+# --- an action that waits for another writer's lock --------------------------------------------
+# On PostgreSQL a second writer reads before the first commits and then waits on the instance's
+# row lock; whatever it decides must rest on what the first committed, not on what its own
+# reads saw before the wait. On SQLite the second cannot read before the first has committed
+# (BEGIN IMMEDIATE), so these races do not arise there.
+
+
+@dataclass
+class Waited:
+    """What the waiting action did: its result, or the error it raised (rolled back)."""
+
+    result: Any = None
+    error: BaseException | None = None
+
+
+def behind(
+    committed: CommittedWard,
+    db_url: str,
+    hold: Callable[[Ward], object],
+    attempt: Callable[[Ward], object],
+    *,
+    prepare: Callable[[Ward], object] | None = None,
+) -> Waited:
+    """Run `hold` in a transaction and keep it open; meanwhile run `attempt` in a thread with
+    its own session, whose first read comes before `hold` commits. `prepare`, if given, runs
+    in that thread's transaction before it waits (what the action read first: the page it
+    came from). Commit `hold` once `attempt` is seen waiting; `attempt` commits if it
+    succeeds."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite serialises whole transactions from their first read")
+    waited = Waited()
+    started = threading.Event()
+    fired_at: list[float] = []
+
+    def run() -> None:
+        try:
+            with committed.session() as session:
+                ward = committed.ward(session)
+                if prepare is not None:
+                    prepare(ward)
+                started.set()
+                fired_at.append(time.monotonic())
+                try:
+                    waited.result = attempt(ward)
+                    session.commit()
+                except DomainError as err:
+                    session.rollback()
+                    waited.error = err
+        except BaseException as exc:  # reported below
+            waited.error = exc
+
+    with committed.session() as session:
+        hold(committed.ward(session))
+        session.flush()
+        thread = threading.Thread(target=run)
+        thread.start()
+        assert started.wait(timeout=30)
+        time.sleep(HOLD)  # the attempt is now waiting on the instance's lock
+        assert thread.is_alive(), "the attempt did not wait for the transaction holding the lock"
+        session.commit()
+        released_at = time.monotonic()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert fired_at and fired_at[0] < released_at
+    if waited.error is not None and not isinstance(waited.error, DomainError):
+        raise waited.error
+    return waited
+
+
+def started_instance(committed: CommittedWard, *, filled: bool = False) -> tuple[int, int]:
+    """A VP-led instance started by vp.canbo (with a file for every product if `filled`),
+    committed: its id and version."""
+    instance_id = committed.assigned[0]
+    with committed.session() as session:
+        ward = committed.ward(session)
+        ward.engine.fire(instance_id, "start", ward.user("vp.canbo"))
+        if filled:
+            ward.fill_evidence(session.get_one(TaskInstance, instance_id), "vp.canbo")
+        session.commit()
+        return instance_id, session.get_one(TaskInstance, instance_id).version
+
+
+def first_file(committed: CommittedWard, instance_id: int) -> int:
+    """The id of the instance's first evidence file."""
+    with committed.session() as session:
+        first = session.scalars(
+            select(Evidence.id).where(Evidence.instance_id == instance_id).order_by(Evidence.id)
+        ).first()
+    assert first is not None
+    return first
+
+
+def entries_about(session: Any, action: str) -> int:
+    return Ledger(ORIGIN).entries(session, action=action).total
+
+
 @pytest.mark.db
 def test_a_submission_that_waited_for_a_withdrawal_sees_it(
     committed: CommittedWard, db_url: str
@@ -265,58 +361,149 @@ def test_a_submission_that_waited_for_a_withdrawal_sees_it(
     """The head submits without a version (as a script or the API may) while a member's
     withdrawal of a product's only file holds the instance locked. Once the withdrawal commits,
     the submission must judge the evidence as committed, not as its statement's snapshot saw it
-    before it waited: refused with evidence_missing, nothing written. PostgreSQL only: on
-    SQLite the submission cannot read before the withdrawal has committed (BEGIN IMMEDIATE)."""
-    if db_url.startswith("sqlite"):
-        pytest.skip("SQLite serialises whole transactions from their first read")
-    instance_id = committed.assigned[0]
-    with committed.session() as session:
-        ward = committed.ward(session)
-        ward.engine.fire(instance_id, "start", ward.user("vp.canbo"))
-        ward.fill_evidence(session.get_one(TaskInstance, instance_id), "vp.canbo")
-        session.commit()
-        first = session.scalars(
-            select(Evidence).where(Evidence.instance_id == instance_id).order_by(Evidence.id)
-        ).first()
-        assert first is not None
-        version = session.get_one(TaskInstance, instance_id).version
+    before it waited: refused with evidence_missing, nothing written."""
+    instance_id, version = started_instance(committed, filled=True)
+    first = first_file(committed, instance_id)
 
-    submission = Attempt("submit")
-    started = threading.Event()
+    waited = behind(
+        committed,
+        db_url,
+        lambda ward: ward.engine.withdraw_evidence(first, ward.user("vp.canbo")),
+        lambda ward: ward.engine.fire(instance_id, "submit", ward.user("vp.truong")),
+    )
 
-    def submit() -> None:
-        try:
-            with committed.session() as session:
-                ward = committed.ward(session)
-                head = ward.user("vp.truong")
-                started.set()
-                submission.fired_at = time.monotonic()
-                try:
-                    submission.outcome = ward.engine.fire(instance_id, "submit", head)
-                    session.commit()
-                except DomainError as err:
-                    session.rollback()
-                    submission.error = err
-        except BaseException as exc:  # reported below
-            submission.error = exc
-
-    with committed.session() as session:
-        ward = committed.ward(session)
-        ward.engine.withdraw_evidence(first.id, ward.user("vp.canbo"))  # locks the instance
-        session.flush()
-        thread = threading.Thread(target=submit)
-        thread.start()
-        assert started.wait(timeout=30)
-        time.sleep(HOLD)  # the submission is now waiting on the instance's lock
-        assert thread.is_alive(), "the submission did not wait for the withdrawal"
-        session.commit()
-        withdrawn_at = time.monotonic()
-    thread.join(timeout=60)
-    assert not thread.is_alive()
-
-    assert submission.fired_at < withdrawn_at
-    assert isinstance(submission.error, DomainError), submission
-    assert submission.error.code == "evidence_missing"
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == "evidence_missing"
     with committed.session() as session:
         inst = session.get_one(TaskInstance, instance_id)
         assert (inst.state, inst.version) == ("in_progress", version + 1)
+
+
+@pytest.mark.db
+@pytest.mark.parametrize(
+    ("uploader", "expected"),
+    [("new", None), ("old", "not_permitted")],
+    ids=["new-unit-member", "old-unit-member"],
+)
+def test_evidence_that_waited_for_a_reassignment_follows_it(
+    committed: CommittedWard, db_url: str, uploader: str, expected: str | None
+) -> None:
+    """A member uploads evidence while VHXH's head, holding the instance locked, hands the task
+    to another unit. Once the reassignment commits, the upload must be judged on the unit that
+    now leads: allowed for a member of the new unit, refused (not_permitted) for one of the old
+    unit; never "not found" because the instance's unit changed while the upload waited."""
+    instance_id, _ = started_instance(committed)
+    with committed.session() as session:
+        ward = committed.ward(session)
+        instance = session.get_one(TaskInstance, instance_id)
+        product = ward.products(instance)[0]
+        taken = session.scalars(
+            select(Unit.code)
+            .join(TaskInstance, TaskInstance.unit_id == Unit.id)
+            .where(TaskInstance.plan_task_id == instance.plan_task_id)
+        ).all()
+        target = session.scalars(
+            select(Unit.code)
+            .where(Unit.can_lead.is_(True), Unit.code.not_in([*taken, "VHXH"]))
+            .order_by(Unit.code)
+        ).first()
+        assert target is not None
+    who = f"{target.lower()}.canbo" if uploader == "new" else "vp.canbo"
+
+    waited = behind(
+        committed,
+        db_url,
+        lambda ward: ward.engine.reassign(
+            instance_id, ward.user("vhxh.truong"), to_unit=target, reason="Đúng chức năng"
+        ),
+        lambda ward: ward.engine.add_evidence(
+            instance_id, ward.user(who), data=PDF, filename="bien-ban.pdf", product=product
+        ),
+    )
+
+    with committed.session() as session:
+        assert session.get_one(TaskInstance, instance_id).unit.code == target
+        files = session.scalars(select(Evidence).where(Evidence.instance_id == instance_id)).all()
+    if expected is None:
+        assert waited.error is None, waited
+        assert [f.id for f in files] == [waited.result.id]
+    else:
+        assert isinstance(waited.error, DomainError), waited
+        assert waited.error.code == expected
+        assert files == []
+
+
+@pytest.mark.db
+def test_a_withdrawal_that_waited_for_the_same_withdrawal_is_refused(
+    committed: CommittedWard, db_url: str
+) -> None:
+    """The uploader withdraws a file twice at once (a double click, two tabs): the second,
+    which found the file still in place before it waited, must be refused once the first has
+    committed, and the log must hold one withdrawal."""
+    instance_id, version = started_instance(committed, filled=True)
+    first = first_file(committed, instance_id)
+    with committed.session() as session:
+        logged = entries_about(session, "evidence.withdrawn")
+
+    waited = behind(
+        committed,
+        db_url,
+        lambda ward: ward.engine.withdraw_evidence(first, ward.user("vp.canbo")),
+        lambda ward: ward.engine.withdraw_evidence(first, ward.user("vp.canbo")),
+        prepare=lambda ward: ward.session.get_one(Evidence, first),  # the page showed it
+    )
+
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == "not_found"
+    with committed.session() as session:
+        assert session.get_one(TaskInstance, instance_id).version == version + 1
+        assert entries_about(session, "evidence.withdrawn") == logged + 1
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("second", ["provide", "decline"])
+def test_an_answer_that_waited_for_another_answer_is_refused(
+    committed: CommittedWard, db_url: str, second: str
+) -> None:
+    """Two members of the asked unit answer one request at once: the one that waited must be
+    refused as already answered once the other has committed, whatever each answered, and
+    the log must hold one answer."""
+    instance_id, _ = started_instance(committed)
+    with committed.session() as session:
+        ward = committed.ward(session)
+        instance = session.get_one(TaskInstance, instance_id)
+        asked = ward.engine.coordinator_codes(instance)[0]
+        request = ward.engine.request_contribution(
+            instance_id, ward.user("vp.canbo"), unit_code=asked, message="Số liệu quý"
+        )
+        session.commit()
+        request_id = request.id
+        logged = entries_about(session, "contribution.provided") + entries_about(
+            session, "contribution.declined"
+        )
+    member = f"{asked.lower()}.canbo"
+    answers = {
+        "provide": {"provide": True, "note": "Đã gửi số liệu"},
+        "decline": {"provide": False, "reason": "Không thuộc chức năng"},
+    }
+
+    waited = behind(
+        committed,
+        db_url,
+        lambda ward: ward.engine.respond_contribution(
+            request_id, ward.user(member), **answers["provide"]
+        ),
+        lambda ward: ward.engine.respond_contribution(
+            request_id, ward.user(f"{asked.lower()}.truong"), **answers[second]
+        ),
+        prepare=lambda ward: ward.session.get_one(CoordinationRequest, request_id),
+    )
+
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == "already_answered"
+    with committed.session() as session:
+        assert session.get_one(CoordinationRequest, request_id).state == "provided"
+        answered = entries_about(session, "contribution.provided") + entries_about(
+            session, "contribution.declined"
+        )
+        assert answered == logged + 1
