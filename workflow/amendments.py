@@ -736,6 +736,10 @@ class _Application:
             self.amendment.plan_task_id = self.task.id
             self._create_missing({})
             return
+        for instance in self._open():
+            # Their definition changed: a view of one from before is stale, and a transition
+            # waiting for the lock this approval holds reads the instance again.
+            instance.touch(self.now)
         successors: dict[str, str] = {}
         if "leads" in self.changes:
             successors = self._move_leads(old_leads, list(self.task.leads))

@@ -22,7 +22,7 @@ from blinker import NamedSignal
 from sqlalchemy import Connection, inspect, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction, joinedload
-from sqlalchemy.orm.attributes import flag_modified, set_committed_value
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from audit.ledger import AppendedEntry, PendingEntry
@@ -590,7 +590,7 @@ class Engine:
     ) -> None:
         """Move the instance's version (a submission covers what its submitter saw), flush,
         and append the entry; `details` is read after the flush, when new rows have ids."""
-        _touch(instance, now)
+        instance.touch(now)
         self._flush()
         self.trail.record(
             self.session,
@@ -717,6 +717,7 @@ class Engine:
             requested_at=now,
         )
         self.session.add(request)
+        instance.touch(now)  # what a submission must cover has changed
         self._flush()
         self.trail.record(
             self.session,
@@ -819,7 +820,7 @@ class Engine:
             request.decline_reason = reason_text
         request.responded_by_id = actor.id
         request.responded_at = now
-        _touch(instance, now)
+        instance.touch(now)
         self._flush()
         details: dict[str, Any] = {"note": note_text} if provide else {"reason": reason_text}
         if stored:
@@ -937,7 +938,7 @@ class Engine:
             instance.assignee_id = to_user.id
         else:
             raise DomainError("target_required", "Cần chọn người hoặc đơn vị nhận nhiệm vụ.")
-        _touch(instance, now)
+        instance.touch(now)
         self._flush()
         self.trail.record(
             self.session,
@@ -984,13 +985,6 @@ class _Inputs:
     recommendation: str
     due: date | None
     explanation: str
-
-
-def _touch(instance: TaskInstance, now: datetime) -> None:
-    """Mark the instance changed so that its version moves even when `now` equals the stored
-    instant: every change makes an older view of the instance stale."""
-    instance.updated_at = now
-    flag_modified(instance, "updated_at")
 
 
 def _acting_role(event: str, person: Person, work: Work) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm.attributes import flag_modified
 
 from workflow.states import RemarkKind, RequestState, Role, TaskState, check_in
 
@@ -209,6 +210,15 @@ class TaskInstance(Base):
 
     # SQLAlchemy reads this mapping once, at class creation; it is never mutated.
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+    def touch(self, now: datetime) -> None:
+        """Mark the instance changed, so that its version moves at the next flush even when
+        `now` equals the stored instant. Whoever changes what a transition of the instance
+        reads (its evidence, explanations, requests, unit, definition) touches it under the
+        instance's lock: an older view of it becomes stale, and a transition that waited for
+        that lock sees the version move and reads again (workflow.engine._read_instance)."""
+        self.updated_at = now
+        flag_modified(self, "updated_at")
 
 
 class CoordinationRequest(Base):

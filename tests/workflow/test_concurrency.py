@@ -22,10 +22,11 @@ import pytest
 from sqlalchemy import select
 
 from audit.ledger import Ledger
+from workflow.amendments import decide_amendment, propose_amendment
 from workflow.clock import FixedClock
 from workflow.engine import Engine, Outcome
 from workflow.errors import DomainError
-from workflow.models import CoordinationRequest, Evidence, Remark, TaskInstance, Unit, User
+from workflow.models import CoordinationRequest, Evidence, Plan, Remark, TaskInstance, Unit, User
 from workflow.trail import AuditTrail
 
 from ._helpers import CommittedWard, committed_ward, refusal_code
@@ -507,3 +508,82 @@ def test_an_answer_that_waited_for_another_answer_is_refused(
             session, "contribution.declined"
         )
         assert answered == logged + 1
+
+
+@pytest.mark.db
+def test_a_submission_that_waited_for_a_request_sees_it(
+    committed: CommittedWard, db_url: str
+) -> None:
+    """The head submits, without an explanation, while a member's request to a coordinating
+    unit holds the instance locked. Once the request commits, the submission must see it
+    outstanding: refused with explanation_required (the demo plan's policy), as it would be had
+    it come a moment later."""
+    instance_id, version = started_instance(committed, filled=True)
+    with committed.session() as session:
+        ward = committed.ward(session)
+        asked = ward.engine.coordinator_codes(session.get_one(TaskInstance, instance_id))[0]
+
+    waited = behind(
+        committed,
+        db_url,
+        lambda ward: ward.engine.request_contribution(
+            instance_id, ward.user("vp.canbo"), unit_code=asked, message="Số liệu quý"
+        ),
+        lambda ward: ward.engine.fire(instance_id, "submit", ward.user("vp.truong")),
+    )
+
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == "explanation_required"
+    with committed.session() as session:
+        inst = session.get_one(TaskInstance, instance_id)
+        assert (inst.state, inst.version) == ("in_progress", version + 1)
+
+
+@pytest.mark.db
+def test_a_submission_that_waited_for_an_amendment_sees_its_products(
+    committed: CommittedWard, db_url: str
+) -> None:
+    """The head submits while the ward leader's approval of an amendment adding a product to
+    the task holds its instances locked. Once the approval commits, the submission must be
+    judged on the amended products: the new one has no file, evidence_missing."""
+    instance_id, version = started_instance(committed, filled=True)
+    with committed.session() as session:
+        ward = committed.ward(session)
+        inst = session.get_one(TaskInstance, instance_id)
+        amendment = propose_amendment(
+            session,
+            ward.org,
+            session.scalars(select(Plan)).one(),
+            ward.user("vhxh.truong"),
+            kind="change_task",
+            task_number=inst.plan_task.number,
+            changes={"products": [*ward.products(inst), "Báo cáo bổ sung số liệu"]},
+            reason="Bổ sung sản phẩm",
+            now=ward.clock.now(),
+            trail=AuditTrail(),
+        )
+        session.commit()
+        amendment_id = amendment.id
+
+    waited = behind(
+        committed,
+        db_url,
+        lambda ward: decide_amendment(
+            ward.session,
+            ward.org,
+            amendment_id,
+            ward.user("lanhdao"),
+            approve=True,
+            reason="Đồng ý",
+            now=ward.clock.now(),
+            trail=AuditTrail(),
+            today=ward.clock.now().date(),
+        ),
+        lambda ward: ward.engine.fire(instance_id, "submit", ward.user("vp.truong")),
+    )
+
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == "evidence_missing"
+    with committed.session() as session:
+        inst = session.get_one(TaskInstance, instance_id)
+        assert (inst.state, inst.version) == ("in_progress", version + 1)
