@@ -355,6 +355,30 @@ def entries_about(session: Any, action: str) -> int:
     return Ledger(ORIGIN).entries(session, action=action).total
 
 
+def refused_submission_behind(
+    committed: CommittedWard,
+    db_url: str,
+    hold: Callable[[Ward], object],
+    instance_id: int,
+    version: int,
+    code: str,
+) -> None:
+    """The head submits `instance_id` (in progress at `version`) without a version while
+    `hold` holds it locked; once `hold` commits, the submission must be refused with `code`,
+    the instance left in progress with its version moved once (by `hold`)."""
+    waited = behind(
+        committed,
+        db_url,
+        hold,
+        lambda ward: ward.engine.fire(instance_id, "submit", ward.user("vp.truong")),
+    )
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == code
+    with committed.session() as session:
+        inst = session.get_one(TaskInstance, instance_id)
+        assert (inst.state, inst.version) == ("in_progress", version + 1)
+
+
 @pytest.mark.db
 def test_a_submission_that_waited_for_a_withdrawal_sees_it(
     committed: CommittedWard, db_url: str
@@ -366,18 +390,14 @@ def test_a_submission_that_waited_for_a_withdrawal_sees_it(
     instance_id, version = started_instance(committed, filled=True)
     first = first_file(committed, instance_id)
 
-    waited = behind(
+    refused_submission_behind(
         committed,
         db_url,
         lambda ward: ward.engine.withdraw_evidence(first, ward.user("vp.canbo")),
-        lambda ward: ward.engine.fire(instance_id, "submit", ward.user("vp.truong")),
+        instance_id,
+        version,
+        "evidence_missing",
     )
-
-    assert isinstance(waited.error, DomainError), waited
-    assert waited.error.code == "evidence_missing"
-    with committed.session() as session:
-        inst = session.get_one(TaskInstance, instance_id)
-        assert (inst.state, inst.version) == ("in_progress", version + 1)
 
 
 @pytest.mark.db
@@ -523,20 +543,16 @@ def test_a_submission_that_waited_for_a_request_sees_it(
         ward = committed.ward(session)
         asked = ward.engine.coordinator_codes(session.get_one(TaskInstance, instance_id))[0]
 
-    waited = behind(
+    refused_submission_behind(
         committed,
         db_url,
         lambda ward: ward.engine.request_contribution(
             instance_id, ward.user("vp.canbo"), unit_code=asked, message="Số liệu quý"
         ),
-        lambda ward: ward.engine.fire(instance_id, "submit", ward.user("vp.truong")),
+        instance_id,
+        version,
+        "explanation_required",
     )
-
-    assert isinstance(waited.error, DomainError), waited
-    assert waited.error.code == "explanation_required"
-    with committed.session() as session:
-        inst = session.get_one(TaskInstance, instance_id)
-        assert (inst.state, inst.version) == ("in_progress", version + 1)
 
 
 @pytest.mark.db
@@ -565,7 +581,7 @@ def test_a_submission_that_waited_for_an_amendment_sees_its_products(
         session.commit()
         amendment_id = amendment.id
 
-    waited = behind(
+    refused_submission_behind(
         committed,
         db_url,
         lambda ward: decide_amendment(
@@ -579,11 +595,7 @@ def test_a_submission_that_waited_for_an_amendment_sees_its_products(
             trail=AuditTrail(),
             today=ward.clock.now().date(),
         ),
-        lambda ward: ward.engine.fire(instance_id, "submit", ward.user("vp.truong")),
+        instance_id,
+        version,
+        "evidence_missing",
     )
-
-    assert isinstance(waited.error, DomainError), waited
-    assert waited.error.code == "evidence_missing"
-    with committed.session() as session:
-        inst = session.get_one(TaskInstance, instance_id)
-        assert (inst.state, inst.version) == ("in_progress", version + 1)
