@@ -12,6 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from workflow.db import hold_ward
 from workflow.errors import DomainError
 from workflow.models import Organization, Unit, User, UserRole
 from workflow.states import Role
@@ -209,7 +210,9 @@ def _in_ward(org: Organization, user: User) -> None:
 
 def _keep_an_admin(session: Session, org: Organization, user: User) -> None:
     """Refuse a change that would leave the ward without an active administrator (nobody
-    could then manage accounts from the web)."""
+    could then manage accounts from the web). Two such changes at once queue on the ward's
+    row, so that the second counts the administrators the first left."""
+    hold_ward(session, org.id)
     others = session.scalar(
         select(func.count())
         .select_from(User)

@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.ledger import enable_append_at_commit
+from workflow.models import Organization
 
 DATABASE_URL_ENV = "CCHC_DATABASE_URL"
 DEFAULT_SQLITE_NAME = "cchc.sqlite"
@@ -72,6 +73,20 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def hold_ward(session: Session, organization_id: int) -> None:
+    """Lock the ward's row until the transaction ends, so that actions that check the ward's
+    records and then write (one sample draw a year, at least one administrator left) run one
+    after the other: the second checks what the first committed. FOR NO KEY UPDATE: rows that
+    refer to the ward can still be written meanwhile. SQLite: BEGIN IMMEDIATE has already
+    serialised the whole transaction."""
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(
+            select(Organization.id)
+            .where(Organization.id == organization_id)
+            .with_for_update(key_share=True)
+        )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -25,6 +25,7 @@ from definitions.calendar import WorkingCalendar
 from definitions.rubric import Rubric
 from workflow import oversight, sampling
 from workflow.clock import ward_date
+from workflow.db import hold_ward
 from workflow.engine import person_of
 from workflow.errors import DomainError
 from workflow.evaluation import plan_of_year
@@ -174,6 +175,7 @@ def draw_sample(
         role = oversight.acting_role(person, (Role.WARD_LEADER.value, Role.APPROVER.value, "head"))
         who = oversight.actor(drawer, person, role)
     plan_of_year(session, org, year)  # the year must have a plan
+    hold_ward(session, org.id)  # two draws at once: the second sees the first's
     if draws(session, org, year):
         raise DomainError(
             "already_drawn",

@@ -39,6 +39,9 @@ def sign_in(
         # An unknown name belongs to no ward's log; the server log keeps it.
         log.info("sign-in refused for unknown or inactive account %r", username)
         return SignInOutcome(None, BAD_CREDENTIALS)
+    # The account's row, read again under its lock: two attempts at once count one after the
+    # other, and each sees the lock-out the other may have set.
+    session.refresh(user, with_for_update={"key_share": True})
     org = session.get_one(Organization, user.organization_id)
     if user.locked_until is not None and user.locked_until > now:
         trail.record(

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,29 @@ import pytest
 from sqlalchemy import select
 
 from audit.ledger import Ledger
+from definitions.calendar import load_calendar
+from definitions.rubric import load_rubric
+from workflow import inspections, sampling
+from workflow.accounts import set_roles
 from workflow.amendments import decide_amendment, propose_amendment
 from workflow.clock import FixedClock
 from workflow.engine import Engine, Outcome
 from workflow.errors import DomainError
-from workflow.models import CoordinationRequest, Evidence, Plan, Remark, TaskInstance, Unit, User
-from workflow.trail import AuditTrail
+from workflow.login import sign_in
+from workflow.models import (
+    CoordinationRequest,
+    Evidence,
+    Inspection,
+    InspectionDraw,
+    Plan,
+    Remark,
+    TaskInstance,
+    Unit,
+    User,
+    UserRole,
+)
+from workflow.selfinspection import units_in_scope
+from workflow.trail import Actor, AuditTrail
 
 from ._helpers import CommittedWard, committed_ward, refusal_code
 from .conftest import ORIGIN, PDF, T0, Ward
@@ -599,3 +616,111 @@ def test_a_submission_that_waited_for_an_amendment_sees_its_products(
         version,
         "evidence_missing",
     )
+
+
+# --- other checks made before a write -----------------------------------------------------------
+
+
+@pytest.mark.db
+def test_two_sample_draws_at_once_record_one(committed: CommittedWard, db_url: str) -> None:
+    """Two draws of one year's inspection sample at once, with seeds that pick different
+    units: one per year is recorded (one draw, one inspection.sampled entry, its inspections);
+    the other is refused with already_drawn."""
+    with committed.session() as session:
+        units = [u.code for u in units_in_scope(session, committed.ward(session).org)]
+        logged = entries_about(session, "inspection.sampled")
+    population = dict.fromkeys(units, 1)
+    share = sampling.parse_fraction("0.2")
+    picks = {
+        seed: set(sampling.draw(seed, population, fraction=share).selected)
+        for seed in (f"hạt-{i}" for i in range(50))
+    }
+    first, second = next((a, b) for a in picks for b in picks if not picks[a] & picks[b])
+
+    def draw(seed: str) -> Callable[[Ward], object]:
+        return lambda ward: inspections.draw_sample(
+            ward.session,
+            ward.org,
+            2026,
+            ward.user("vhxh.truong"),
+            now=ward.clock.now(),
+            today=date(2026, 11, 30),
+            calendar=load_calendar(),
+            rubric=load_rubric(),
+            trail=AuditTrail(),
+            seed=seed,
+        )
+
+    waited = behind(committed, db_url, draw(first), draw(second))
+
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == "already_drawn"
+    with committed.session() as session:
+        draws = session.scalars(select(InspectionDraw)).all()
+        assert [d.seed for d in draws] == [first]
+        assert entries_about(session, "inspection.sampled") == logged + 1
+        sampled = session.scalars(select(Unit.code).join(Inspection)).all()
+        assert set(sampled) == picks[first]
+
+
+@pytest.mark.db
+def test_two_wrong_passwords_at_once_both_count(committed: CommittedWard, db_url: str) -> None:
+    """Two sign-ins with a wrong password for one account at once: both failures count
+    towards the lock-out, as they are both logged."""
+
+    def fail(ward: Ward) -> object:
+        return sign_in(
+            ward.session, "vp.canbo", "sai-mat-khau", now=ward.clock.now(), trail=AuditTrail()
+        )
+
+    with committed.session() as session:
+        before = committed.ward(session).user("vp.canbo").failed_logins
+        logged = entries_about(session, "login.failed")
+
+    behind(committed, db_url, fail, fail)
+
+    with committed.session() as session:
+        assert committed.ward(session).user("vp.canbo").failed_logins == before + 2
+        assert entries_about(session, "login.failed") == logged + 2
+
+
+@pytest.mark.db
+def test_two_administrators_leaving_at_once_leave_one(
+    committed: CommittedWard, db_url: str
+) -> None:
+    """The ward's two administrators each give up the role at once: the second must be
+    refused (last_admin), so that someone can still manage accounts from the web."""
+    admin = Actor("quantri", None, "admin")
+    with committed.session() as session:
+        ward = committed.ward(session)
+        set_roles(
+            session,
+            ward.org,
+            ward.user("kiemtoan"),
+            ["auditor", "admin"],
+            actor=admin,
+            now=ward.clock.now(),
+            trail=AuditTrail(),
+        )
+        session.commit()
+
+    def leave(name: str) -> Callable[[Ward], object]:
+        return lambda ward: set_roles(
+            ward.session,
+            ward.org,
+            ward.user(name),
+            ["auditor"],
+            actor=Actor(name, None, "admin"),
+            now=ward.clock.now(),
+            trail=AuditTrail(),
+        )
+
+    waited = behind(committed, db_url, leave("quantri"), leave("kiemtoan"))
+
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == "last_admin"
+    with committed.session() as session:
+        admins = session.scalars(
+            select(User.username).join(UserRole).where(UserRole.role == "admin")
+        ).all()
+        assert admins == ["kiemtoan"]
