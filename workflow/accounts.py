@@ -102,6 +102,7 @@ def create_user(
     username = username.strip().lower()
     if not username:
         raise DomainError("invalid_username", "Tên đăng nhập không được để trống.")
+    hold_ward(session, org.id)  # two creations of one name at once: the second is refused
     if find_user(session, username) is not None:
         raise DomainError("username_taken", f"Tên đăng nhập “{username}” đã được sử dụng.")
     role_names = _roles(roles)
@@ -156,7 +157,7 @@ def set_email(
 ) -> None:
     """Record (or clear, with an empty value) where the person's notifications are e-mailed.
     Audited; the caller commits."""
-    _in_ward(org, user)
+    _held(session, org, user)
     address = clean_email(email)
     if address == user.email:
         raise DomainError("unchanged", "Địa chỉ thư điện tử không thay đổi.")
@@ -208,6 +209,14 @@ def _in_ward(org: Organization, user: User) -> None:
         raise DomainError("unknown_user", f"Không có tài khoản “{user.username}” trong phường này.")
 
 
+def _held(session: Session, org: Organization, user: User) -> None:
+    """The account, in this ward, read again under its row lock: of two changes at once (a
+    double click, two administrators), the second sees what the first committed, so that it
+    is refused as unchanged rather than logged twice, or logs the roles it really replaced."""
+    _in_ward(org, user)
+    session.refresh(user, with_for_update={"key_share": True})
+
+
 def _keep_an_admin(session: Session, org: Organization, user: User) -> None:
     """Refuse a change that would leave the ward without an active administrator (nobody
     could then manage accounts from the web). Two such changes at once queue on the ward's
@@ -248,7 +257,7 @@ def set_roles(
 ) -> None:
     """Replace a person's roles (at least one); refuses an unchanged set and the removal of
     the ward's last active administrator. The caller commits."""
-    _in_ward(org, user)
+    _held(session, org, user)
     new = _roles(roles)
     if not new:
         raise DomainError("roles_required", "Hãy chọn ít nhất một vai trò.")
@@ -288,7 +297,7 @@ def set_active(
 ) -> None:
     """Deactivate an account (it can no longer sign in; its history stays) or activate it
     again. Nobody deactivates their own account or the ward's last active administrator."""
-    _in_ward(org, user)
+    _held(session, org, user)
     if user.active == active:
         state = "đang hoạt động" if active else "đã ngừng hoạt động"
         raise DomainError("unchanged", f"Tài khoản “{user.username}” {state}.")

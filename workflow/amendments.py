@@ -45,6 +45,7 @@ from definitions.products import ProductVocabulary, load_products
 from definitions.timeframe import Period, Schedule, TimeframeError, parse_timeframe
 from definitions.units import UnitCatalog, UnitNameError, load_units
 from workflow.clock import ward_date
+from workflow.db import hold_ward
 from workflow.engine import person_of
 from workflow.errors import DomainError
 from workflow.models import (
@@ -662,6 +663,7 @@ class _Application:
         units = _ward_units(session, org)
         changes = dict(amendment.changes)
         if kind is AmendmentKind.ADD_TASK:
+            hold_ward(session, org.id)  # two tasks of one number approved at once
             if _task_exists(session, plan, amendment.task_number):
                 raise DomainError(
                     "number_taken",

@@ -29,6 +29,7 @@ from audit.ledger import AppendedEntry, PendingEntry
 from definitions.units import UnitCatalog, load_units
 from workflow import signals
 from workflow.clock import Clock
+from workflow.db import hold_ward
 from workflow.errors import DomainError
 from workflow.evidence import EvidenceStore, display_name, sniff
 from workflow.lifecycle import EVENT_LABELS, EVENTS, target_of, transitions_from
@@ -911,6 +912,9 @@ class Engine:
             ).one_or_none()
             if unit is None:
                 raise DomainError("unknown_unit", f"Không có đơn vị chủ trì mã “{to_unit}”.")
+            # Two instances of one task handed to the same unit at once (each holding only its
+            # own row): the second must find the first's.
+            hold_ward(self.session, unit.organization_id)
             taken = self.session.scalars(
                 select(TaskInstance.id).where(
                     TaskInstance.plan_task_id == instance.plan_task_id,

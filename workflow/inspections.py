@@ -525,6 +525,9 @@ def conclude_inspection(
                 f"Hạn khắc phục {order.due:%d/%m/%Y} đã qua: cần một ngày từ hôm nay trở đi.",
             )
     plan = plan_of_year(session, org, record.year)
+    # Two conclusions at once (of two units' inspections) would number their corrective tasks
+    # alike: the second numbers after the first's.
+    hold_ward(session, org.id)
     before = {"state": record.state, "version": record.version}
     _move(record, "conclude")
     record.conclusion_number, record.conclusion_text = notice_number, text

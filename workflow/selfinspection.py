@@ -29,6 +29,7 @@ from definitions.calendar import WorkingCalendar
 from definitions.rubric import Rubric
 from workflow import oversight
 from workflow.clock import ward_date
+from workflow.db import hold_ward
 from workflow.errors import DomainError
 from workflow.evaluation import end_of_day
 from workflow.models import Organization, SelfInspection, Unit, User, YearClosure
@@ -283,6 +284,7 @@ def open_self_inspections(
     """Open the year's self-inspection of every unit in scope that has none yet, pre-filled
     from the evaluation as of `today` (31/12 once the year is over). The caller commits."""
     person = oversight.checked("open_self_inspections", opener, org)
+    hold_ward(session, org.id)  # opened twice at once: the second finds the first's records
     _check_open_year(session, org, year)
     existing = {r.unit.code for r in self_inspections(session, org, year)}
     units = [u for u in units_in_scope(session, org) if u.code not in existing]
@@ -556,6 +558,7 @@ def close_year(
 ) -> YearClosure:
     """The ward leader closes the year, once every unit's self-inspection is acknowledged."""
     person = oversight.checked("close_year", leader, org)
+    hold_ward(session, org.id)  # closed twice at once: the second finds the year closed
     _check_open_year(session, org, year)
     cover = coverage(session, org, year)
     if not cover.complete:

@@ -110,7 +110,11 @@ def revoke_token(
     """Revoke a token. A person (User) revokes their own tokens, or any token of their ward as
     its administrator; anyone else's token is "not found" to them. An `Actor` is the operator
     at the console (the CLI), who may revoke any token. The caller commits."""
-    token = session.get(ApiToken, token_id)
+    # Under the token's row lock, read again: of two revocations at once the second is
+    # refused as already revoked instead of logged twice.
+    token = session.get(
+        ApiToken, token_id, with_for_update={"key_share": True}, populate_existing=True
+    )
     missing = DomainError("not_found", f"Không tìm thấy mã truy cập số {token_id}.")
     if token is None:
         raise missing

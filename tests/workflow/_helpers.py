@@ -1,9 +1,12 @@
 """Helpers shared by the engine tests that go beyond the `ward` fixture: a demo ward on a
 committed database (for concurrency, atomicity and signal tests), driving an instance to a
-state through the engine, and a snapshot of everything one instance owns in the database."""
+state through the engine, a snapshot of everything one instance owns in the database, and an
+action run while another transaction holds what it needs (`behind`)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -16,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from audit.ledger import Ledger
+from workflow.amendments import decide_amendment
 from workflow.bootstrap import initialize_ward
 from workflow.clock import FixedClock
 from workflow.db import make_engine
@@ -225,3 +229,132 @@ def snapshot(session: Session, instance_id: int, *, history: bool = True) -> dic
     if history:
         out["history"] = [e.action for e in ledger.history(session, "task_instance", instance_id)]
     return out
+
+
+# --- an action that waits for another writer's lock -------------------------------------------
+# On PostgreSQL a second writer reads before the first commits and then waits on a row lock (the
+# instance's, the ward's, the audit log's); whatever it decides must rest on what the first
+# committed, not on what its own reads saw before the wait. On SQLite the second cannot read
+# before the first has committed (BEGIN IMMEDIATE), so these races do not arise there.
+
+WAIT = 0.2  # seconds the holder keeps its transaction open once the other has started
+
+
+@dataclass
+class Waited:
+    """What the waiting action did: its result, or the error it raised (rolled back)."""
+
+    result: Any = None
+    error: BaseException | None = None
+
+
+def behind(
+    committed: CommittedWard,
+    db_url: str,
+    hold: Callable[[Ward], object],
+    attempt: Callable[[Ward], object],
+    *,
+    prepare: Callable[[Ward], object] | None = None,
+) -> Waited:
+    """Run `hold` in a transaction and keep it open; meanwhile run `attempt` in a thread with
+    its own session, whose first read comes before `hold` commits. `prepare`, if given, runs
+    in that thread's transaction before it waits (what the action read first: the page it
+    came from). Commit `hold` once `attempt` is seen waiting; `attempt` commits if it
+    succeeds."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite serialises whole transactions from their first read")
+    waited = Waited()
+    started = threading.Event()
+    fired_at: list[float] = []
+
+    def run() -> None:
+        try:
+            with committed.session() as session:
+                ward = committed.ward(session)
+                if prepare is not None:
+                    prepare(ward)
+                started.set()
+                fired_at.append(time.monotonic())
+                try:
+                    waited.result = attempt(ward)
+                    session.commit()
+                except DomainError as err:
+                    session.rollback()
+                    waited.error = err
+        except BaseException as exc:  # reported below
+            waited.error = exc
+
+    with committed.session() as session:
+        hold(committed.ward(session))
+        session.flush()
+        thread = threading.Thread(target=run)
+        thread.start()
+        assert started.wait(timeout=30)
+        time.sleep(WAIT)  # the attempt is now waiting for the holder's lock
+        assert thread.is_alive(), "the attempt did not wait for the transaction holding the lock"
+        session.commit()
+        released_at = time.monotonic()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert fired_at and fired_at[0] < released_at
+    if waited.error is not None and not isinstance(waited.error, DomainError):
+        raise waited.error
+    return waited
+
+
+def started_instance(committed: CommittedWard, *, filled: bool = False) -> tuple[int, int]:
+    """A VP-led instance started by vp.canbo (with a file for every product if `filled`),
+    committed: its id and version."""
+    instance_id = committed.assigned[0]
+    with committed.session() as session:
+        ward = committed.ward(session)
+        ward.engine.fire(instance_id, "start", ward.user("vp.canbo"))
+        if filled:
+            ward.fill_evidence(session.get_one(TaskInstance, instance_id), "vp.canbo")
+        session.commit()
+        return instance_id, session.get_one(TaskInstance, instance_id).version
+
+
+def first_file(committed: CommittedWard, instance_id: int) -> int:
+    """The id of the instance's first evidence file."""
+    with committed.session() as session:
+        first = session.scalars(
+            select(Evidence.id).where(Evidence.instance_id == instance_id).order_by(Evidence.id)
+        ).first()
+    assert first is not None
+    return first
+
+
+def entries_about(session: Any, action: str) -> int:
+    return Ledger(ORIGIN).entries(session, action=action).total
+
+
+def free_lead_unit(session: Session, plan_task_id: int) -> str:
+    """A unit that may lead and has no instance of the task (VHXH, the reviewer, left out)."""
+    taken = session.scalars(
+        select(Unit.code)
+        .join(TaskInstance, TaskInstance.unit_id == Unit.id)
+        .where(TaskInstance.plan_task_id == plan_task_id)
+    ).all()
+    code = session.scalars(
+        select(Unit.code)
+        .where(Unit.can_lead.is_(True), Unit.code.not_in([*taken, "VHXH"]))
+        .order_by(Unit.code)
+    ).first()
+    assert code is not None
+    return code
+
+
+def approval(amendment_id: int) -> Callable[[Ward], object]:
+    """The ward leader's approval of an amendment, as an action for `behind`."""
+    return lambda ward: decide_amendment(
+        ward.session,
+        ward.org,
+        amendment_id,
+        ward.user("lanhdao"),
+        approve=True,
+        reason="Đồng ý",
+        now=ward.clock.now(),
+        trail=AuditTrail(),
+        today=ward.clock.now().date(),
+    )

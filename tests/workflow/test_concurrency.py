@@ -14,39 +14,40 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from audit.ledger import Ledger
-from definitions.calendar import load_calendar
-from definitions.rubric import load_rubric
-from workflow import inspections, sampling
-from workflow.accounts import set_roles
-from workflow.amendments import decide_amendment, propose_amendment
+from workflow.amendments import propose_amendment
 from workflow.clock import FixedClock
 from workflow.engine import Engine, Outcome
 from workflow.errors import DomainError
-from workflow.login import sign_in
 from workflow.models import (
     CoordinationRequest,
     Evidence,
-    Inspection,
-    InspectionDraw,
     Plan,
     Remark,
     TaskInstance,
     Unit,
     User,
-    UserRole,
 )
-from workflow.selfinspection import units_in_scope
-from workflow.trail import Actor, AuditTrail
+from workflow.trail import AuditTrail
 
-from ._helpers import CommittedWard, committed_ward, refusal_code
+from ._helpers import (
+    CommittedWard,
+    approval,
+    behind,
+    committed_ward,
+    entries_about,
+    first_file,
+    free_lead_unit,
+    refusal_code,
+    started_instance,
+)
 from .conftest import ORIGIN, PDF, T0, Ward
 
 HOLD = 0.2  # seconds the winner keeps its transaction open after firing
@@ -276,100 +277,7 @@ def test_every_evidence_change_makes_an_older_view_stale(ward: Ward, later: bool
         seen = inst.version
 
 
-# --- an action that waits for another writer's lock --------------------------------------------
-# On PostgreSQL a second writer reads before the first commits and then waits on the instance's
-# row lock; whatever it decides must rest on what the first committed, not on what its own
-# reads saw before the wait. On SQLite the second cannot read before the first has committed
-# (BEGIN IMMEDIATE), so these races do not arise there.
-
-
-@dataclass
-class Waited:
-    """What the waiting action did: its result, or the error it raised (rolled back)."""
-
-    result: Any = None
-    error: BaseException | None = None
-
-
-def behind(
-    committed: CommittedWard,
-    db_url: str,
-    hold: Callable[[Ward], object],
-    attempt: Callable[[Ward], object],
-    *,
-    prepare: Callable[[Ward], object] | None = None,
-) -> Waited:
-    """Run `hold` in a transaction and keep it open; meanwhile run `attempt` in a thread with
-    its own session, whose first read comes before `hold` commits. `prepare`, if given, runs
-    in that thread's transaction before it waits (what the action read first: the page it
-    came from). Commit `hold` once `attempt` is seen waiting; `attempt` commits if it
-    succeeds."""
-    if db_url.startswith("sqlite"):
-        pytest.skip("SQLite serialises whole transactions from their first read")
-    waited = Waited()
-    started = threading.Event()
-    fired_at: list[float] = []
-
-    def run() -> None:
-        try:
-            with committed.session() as session:
-                ward = committed.ward(session)
-                if prepare is not None:
-                    prepare(ward)
-                started.set()
-                fired_at.append(time.monotonic())
-                try:
-                    waited.result = attempt(ward)
-                    session.commit()
-                except DomainError as err:
-                    session.rollback()
-                    waited.error = err
-        except BaseException as exc:  # reported below
-            waited.error = exc
-
-    with committed.session() as session:
-        hold(committed.ward(session))
-        session.flush()
-        thread = threading.Thread(target=run)
-        thread.start()
-        assert started.wait(timeout=30)
-        time.sleep(HOLD)  # the attempt is now waiting on the instance's lock
-        assert thread.is_alive(), "the attempt did not wait for the transaction holding the lock"
-        session.commit()
-        released_at = time.monotonic()
-    thread.join(timeout=60)
-    assert not thread.is_alive()
-    assert fired_at and fired_at[0] < released_at
-    if waited.error is not None and not isinstance(waited.error, DomainError):
-        raise waited.error
-    return waited
-
-
-def started_instance(committed: CommittedWard, *, filled: bool = False) -> tuple[int, int]:
-    """A VP-led instance started by vp.canbo (with a file for every product if `filled`),
-    committed: its id and version."""
-    instance_id = committed.assigned[0]
-    with committed.session() as session:
-        ward = committed.ward(session)
-        ward.engine.fire(instance_id, "start", ward.user("vp.canbo"))
-        if filled:
-            ward.fill_evidence(session.get_one(TaskInstance, instance_id), "vp.canbo")
-        session.commit()
-        return instance_id, session.get_one(TaskInstance, instance_id).version
-
-
-def first_file(committed: CommittedWard, instance_id: int) -> int:
-    """The id of the instance's first evidence file."""
-    with committed.session() as session:
-        first = session.scalars(
-            select(Evidence.id).where(Evidence.instance_id == instance_id).order_by(Evidence.id)
-        ).first()
-    assert first is not None
-    return first
-
-
-def entries_about(session: Any, action: str) -> int:
-    return Ledger(ORIGIN).entries(session, action=action).total
+# --- an action that waits for another writer's lock (see _helpers.behind) -----------------
 
 
 def refused_submission_behind(
@@ -435,17 +343,7 @@ def test_evidence_that_waited_for_a_reassignment_follows_it(
         ward = committed.ward(session)
         instance = session.get_one(TaskInstance, instance_id)
         product = ward.products(instance)[0]
-        taken = session.scalars(
-            select(Unit.code)
-            .join(TaskInstance, TaskInstance.unit_id == Unit.id)
-            .where(TaskInstance.plan_task_id == instance.plan_task_id)
-        ).all()
-        target = session.scalars(
-            select(Unit.code)
-            .where(Unit.can_lead.is_(True), Unit.code.not_in([*taken, "VHXH"]))
-            .order_by(Unit.code)
-        ).first()
-        assert target is not None
+        target = free_lead_unit(session, instance.plan_task_id)
     who = f"{target.lower()}.canbo" if uploader == "new" else "vp.canbo"
 
     waited = behind(
@@ -601,126 +499,53 @@ def test_a_submission_that_waited_for_an_amendment_sees_its_products(
     refused_submission_behind(
         committed,
         db_url,
-        lambda ward: decide_amendment(
-            ward.session,
-            ward.org,
-            amendment_id,
-            ward.user("lanhdao"),
-            approve=True,
-            reason="Đồng ý",
-            now=ward.clock.now(),
-            trail=AuditTrail(),
-            today=ward.clock.now().date(),
-        ),
+        approval(amendment_id),
         instance_id,
         version,
         "evidence_missing",
     )
 
 
-# --- other checks made before a write -----------------------------------------------------------
-
-
 @pytest.mark.db
-def test_two_sample_draws_at_once_record_one(committed: CommittedWard, db_url: str) -> None:
-    """Two draws of one year's inspection sample at once, with seeds that pick different
-    units: one per year is recorded (one draw, one inspection.sampled entry, its inspections);
-    the other is refused with already_drawn."""
-    with committed.session() as session:
-        units = [u.code for u in units_in_scope(session, committed.ward(session).org)]
-        logged = entries_about(session, "inspection.sampled")
-    population = dict.fromkeys(units, 1)
-    share = sampling.parse_fraction("0.2")
-    picks = {
-        seed: set(sampling.draw(seed, population, fraction=share).selected)
-        for seed in (f"hạt-{i}" for i in range(50))
-    }
-    first, second = next((a, b) for a in picks for b in picks if not picks[a] & picks[b])
-
-    def draw(seed: str) -> Callable[[Ward], object]:
-        return lambda ward: inspections.draw_sample(
-            ward.session,
-            ward.org,
-            2026,
-            ward.user("vhxh.truong"),
-            now=ward.clock.now(),
-            today=date(2026, 11, 30),
-            calendar=load_calendar(),
-            rubric=load_rubric(),
-            trail=AuditTrail(),
-            seed=seed,
-        )
-
-    waited = behind(committed, db_url, draw(first), draw(second))
-
-    assert isinstance(waited.error, DomainError), waited
-    assert waited.error.code == "already_drawn"
-    with committed.session() as session:
-        draws = session.scalars(select(InspectionDraw)).all()
-        assert [d.seed for d in draws] == [first]
-        assert entries_about(session, "inspection.sampled") == logged + 1
-        sampled = session.scalars(select(Unit.code).join(Inspection)).all()
-        assert set(sampled) == picks[first]
-
-
-@pytest.mark.db
-def test_two_wrong_passwords_at_once_both_count(committed: CommittedWard, db_url: str) -> None:
-    """Two sign-ins with a wrong password for one account at once: both failures count
-    towards the lock-out, as they are both logged."""
-
-    def fail(ward: Ward) -> object:
-        return sign_in(
-            ward.session, "vp.canbo", "sai-mat-khau", now=ward.clock.now(), trail=AuditTrail()
-        )
-
-    with committed.session() as session:
-        before = committed.ward(session).user("vp.canbo").failed_logins
-        logged = entries_about(session, "login.failed")
-
-    behind(committed, db_url, fail, fail)
-
-    with committed.session() as session:
-        assert committed.ward(session).user("vp.canbo").failed_logins == before + 2
-        assert entries_about(session, "login.failed") == logged + 2
-
-
-@pytest.mark.db
-def test_two_administrators_leaving_at_once_leave_one(
+def test_two_instances_handed_to_one_unit_at_once_are_refused_once(
     committed: CommittedWard, db_url: str
 ) -> None:
-    """The ward's two administrators each give up the role at once: the second must be
-    refused (last_admin), so that someone can still manage accounts from the web."""
-    admin = Actor("quantri", None, "admin")
+    """Two lead units' instances of one task and period are handed to the same third unit at
+    once, each reassignment holding only its own instance: the second must be refused
+    (duplicate_assignment), as it would be a moment later, not fail on the table's
+    constraint."""
     with committed.session() as session:
-        ward = committed.ward(session)
-        set_roles(
-            session,
-            ward.org,
-            ward.user("kiemtoan"),
-            ["auditor", "admin"],
-            actor=admin,
-            now=ward.clock.now(),
-            trail=AuditTrail(),
-        )
-        session.commit()
+        pairs = session.execute(
+            select(TaskInstance.plan_task_id, TaskInstance.period_label)
+            .join(Unit, TaskInstance.unit_id == Unit.id)
+            .where(TaskInstance.state == "assigned", Unit.code != "VHXH")
+            .group_by(TaskInstance.plan_task_id, TaskInstance.period_label)
+            .having(func.count() >= 2)
+            .order_by(TaskInstance.plan_task_id)
+        ).first()
+        assert pairs is not None, "the demo plan has no task with two lead units"
+        task_id, period = pairs
+        instances = session.scalars(
+            select(TaskInstance)
+            .where(TaskInstance.plan_task_id == task_id, TaskInstance.period_label == period)
+            .order_by(TaskInstance.id)
+        ).all()
+        target = free_lead_unit(session, task_id)
+        first, second = (i.id for i in instances[:2])
 
-    def leave(name: str) -> Callable[[Ward], object]:
-        return lambda ward: set_roles(
-            ward.session,
-            ward.org,
-            ward.user(name),
-            ["auditor"],
-            actor=Actor(name, None, "admin"),
-            now=ward.clock.now(),
-            trail=AuditTrail(),
+    def hand(instance_id: int) -> Callable[[Ward], object]:
+        return lambda ward: ward.engine.reassign(
+            instance_id, ward.user("vhxh.truong"), to_unit=target, reason="Đúng chức năng"
         )
 
-    waited = behind(committed, db_url, leave("quantri"), leave("kiemtoan"))
+    waited = behind(committed, db_url, hand(first), hand(second))
 
     assert isinstance(waited.error, DomainError), waited
-    assert waited.error.code == "last_admin"
+    assert waited.error.code == "duplicate_assignment"
     with committed.session() as session:
-        admins = session.scalars(
-            select(User.username).join(UserRole).where(UserRole.role == "admin")
+        moved = session.scalars(
+            select(TaskInstance.id)
+            .join(Unit, TaskInstance.unit_id == Unit.id)
+            .where(TaskInstance.plan_task_id == task_id, Unit.code == target)
         ).all()
-        assert admins == ["kiemtoan"]
+        assert moved == [first]

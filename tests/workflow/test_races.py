@@ -1,0 +1,314 @@
+"""Checks made before a write, outside the lifecycle: two requests at once must not both pass
+a check that one of them should fail (one sample draw a year, an account's throttle, the
+ward's last administrator, an unchanged account or token, a year's records opened or closed
+once). Each runs the two through `behind` (PostgreSQL; SQLite serialises whole transactions)
+and fails without the lock that orders them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from definitions.calendar import load_calendar
+from definitions.rubric import load_rubric
+from workflow import inspections, sampling
+from workflow.accounts import create_user, set_active, set_roles
+from workflow.amendments import propose_amendment
+from workflow.errors import DomainError
+from workflow.login import sign_in
+from workflow.models import (
+    Inspection,
+    InspectionDraw,
+    Plan,
+    PlanTask,
+    SelfInspection,
+    Unit,
+    User,
+    UserRole,
+)
+from workflow.selfinspection import open_self_inspections, units_in_scope
+from workflow.tokens import create_token, revoke_token
+from workflow.trail import Actor, AuditTrail
+
+from ._helpers import CommittedWard, approval, behind, committed_ward, entries_about
+from .conftest import Ward
+from .test_amendments import NEW_TASK
+
+ADMIN = Actor("quantri", None, "admin")
+
+
+@pytest.fixture
+def committed(fresh_db_url: str, tmp_path: Path) -> Iterator[CommittedWard]:
+    cw = committed_ward(fresh_db_url, tmp_path / "files")
+    yield cw
+    cw.db.dispose()
+
+
+def refused_behind(
+    committed: CommittedWard,
+    db_url: str,
+    action: Callable[[Ward], object],
+    code: str,
+    logged_as: str,
+) -> None:
+    """`action` twice at once: the second must be refused with `code`, and the log must hold
+    one entry `logged_as` more than before."""
+    with committed.session() as session:
+        logged = entries_about(session, logged_as)
+    waited = behind(committed, db_url, action, action)
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == code
+    with committed.session() as session:
+        assert entries_about(session, logged_as) == logged + 1
+
+
+@pytest.mark.db
+def test_two_sample_draws_at_once_record_one(committed: CommittedWard, db_url: str) -> None:
+    """Two draws of one year's inspection sample at once, with seeds that pick different
+    units: one per year is recorded (one draw, one inspection.sampled entry, its inspections);
+    the other is refused with already_drawn."""
+    with committed.session() as session:
+        units = [u.code for u in units_in_scope(session, committed.ward(session).org)]
+        logged = entries_about(session, "inspection.sampled")
+    population = dict.fromkeys(units, 1)
+    share = sampling.parse_fraction("0.2")
+    picks = {
+        seed: set(sampling.draw(seed, population, fraction=share).selected)
+        for seed in (f"hạt-{i}" for i in range(50))
+    }
+    first, second = next((a, b) for a in picks for b in picks if not picks[a] & picks[b])
+
+    def draw(seed: str) -> Callable[[Ward], object]:
+        return lambda ward: inspections.draw_sample(
+            ward.session,
+            ward.org,
+            2026,
+            ward.user("vhxh.truong"),
+            now=ward.clock.now(),
+            today=date(2026, 11, 30),
+            calendar=load_calendar(),
+            rubric=load_rubric(),
+            trail=AuditTrail(),
+            seed=seed,
+        )
+
+    waited = behind(committed, db_url, draw(first), draw(second))
+
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == "already_drawn"
+    with committed.session() as session:
+        draws = session.scalars(select(InspectionDraw)).all()
+        assert [d.seed for d in draws] == [first]
+        assert entries_about(session, "inspection.sampled") == logged + 1
+        sampled = session.scalars(select(Unit.code).join(Inspection)).all()
+        assert set(sampled) == picks[first]
+
+
+@pytest.mark.db
+def test_two_wrong_passwords_at_once_both_count(committed: CommittedWard, db_url: str) -> None:
+    """Two sign-ins with a wrong password for one account at once: both failures count
+    towards the lock-out, as they are both logged."""
+
+    def fail(ward: Ward) -> object:
+        return sign_in(
+            ward.session, "vp.canbo", "sai-mat-khau", now=ward.clock.now(), trail=AuditTrail()
+        )
+
+    with committed.session() as session:
+        before = committed.ward(session).user("vp.canbo").failed_logins
+        logged = entries_about(session, "login.failed")
+
+    behind(committed, db_url, fail, fail)
+
+    with committed.session() as session:
+        assert committed.ward(session).user("vp.canbo").failed_logins == before + 2
+        assert entries_about(session, "login.failed") == logged + 2
+
+
+@pytest.mark.db
+def test_two_administrators_leaving_at_once_leave_one(
+    committed: CommittedWard, db_url: str
+) -> None:
+    """The ward's two administrators each give up the role at once: the second must be
+    refused (last_admin), so that someone can still manage accounts from the web."""
+    with committed.session() as session:
+        ward = committed.ward(session)
+        set_roles(
+            session,
+            ward.org,
+            ward.user("kiemtoan"),
+            ["auditor", "admin"],
+            actor=ADMIN,
+            now=ward.clock.now(),
+            trail=AuditTrail(),
+        )
+        session.commit()
+
+    def leave(name: str) -> Callable[[Ward], object]:
+        return lambda ward: set_roles(
+            ward.session,
+            ward.org,
+            ward.user(name),
+            ["auditor"],
+            actor=Actor(name, None, "admin"),
+            now=ward.clock.now(),
+            trail=AuditTrail(),
+        )
+
+    waited = behind(committed, db_url, leave("quantri"), leave("kiemtoan"))
+
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == "last_admin"
+    with committed.session() as session:
+        admins = session.scalars(
+            select(User.username).join(UserRole).where(UserRole.role == "admin")
+        ).all()
+        assert admins == ["kiemtoan"]
+
+
+@pytest.mark.db
+def test_an_account_deactivated_twice_at_once_is_logged_once(
+    committed: CommittedWard, db_url: str
+) -> None:
+    refused_behind(
+        committed,
+        db_url,
+        lambda ward: set_active(
+            ward.session,
+            ward.org,
+            ward.user("vp.canbo"),
+            False,
+            actor=ADMIN,
+            now=ward.clock.now(),
+            trail=AuditTrail(),
+        ),
+        "unchanged",
+        "user.deactivated",
+    )
+
+
+@pytest.mark.db
+def test_an_account_created_twice_at_once_is_created_once(
+    committed: CommittedWard, db_url: str
+) -> None:
+    def create(ward: Ward) -> object:
+        return create_user(
+            ward.session,
+            ward.org,
+            username="vp.canbo2",
+            full_name="Nguyễn Văn Mới",
+            unit=ward.session.scalars(select(Unit).where(Unit.code == "VP")).one(),
+            roles=["member"],
+            password=None,
+            actor=ADMIN,
+            now=ward.clock.now(),
+            trail=AuditTrail(),
+        )
+
+    refused_behind(committed, db_url, create, "username_taken", "user.created")
+
+    with committed.session() as session:
+        named = session.scalars(select(User).where(User.username == "vp.canbo2")).all()
+        assert len(named) == 1
+
+
+@pytest.mark.db
+def test_a_token_revoked_twice_at_once_is_logged_once(
+    committed: CommittedWard, db_url: str
+) -> None:
+    with committed.session() as session:
+        ward = committed.ward(session)
+        token, _ = create_token(
+            session,
+            ward.org,
+            ward.user("vp.canbo"),
+            name="Bảng tổng hợp",
+            now=ward.clock.now(),
+            trail=AuditTrail(),
+        )
+        session.commit()
+        token_id = token.id
+
+    refused_behind(
+        committed,
+        db_url,
+        lambda ward: revoke_token(
+            ward.session,
+            token_id,
+            actor=ward.user("vp.canbo"),
+            now=ward.clock.now(),
+            trail=AuditTrail(),
+        ),
+        "already_revoked",
+        "token.revoked",
+    )
+
+
+@pytest.mark.db
+def test_self_inspections_opened_twice_at_once_are_opened_once(
+    committed: CommittedWard, db_url: str
+) -> None:
+    """A double click on "open the year's self-inspections": the second opens nothing (every
+    unit has its record), neither fails nor duplicates one."""
+
+    def open_year(ward: Ward) -> object:
+        return open_self_inspections(
+            ward.session,
+            ward.org,
+            2026,
+            ward.user("vhxh.truong"),
+            now=ward.clock.now(),
+            today=date(2026, 11, 30),
+            calendar=load_calendar(),
+            rubric=load_rubric(),
+            trail=AuditTrail(),
+        )
+
+    waited = behind(committed, db_url, open_year, open_year)
+
+    assert waited.error is None, waited
+    assert waited.result.created == ()
+    with committed.session() as session:
+        units = [u.code for u in units_in_scope(session, committed.ward(session).org)]
+        opened = session.scalars(select(Unit.code).join(SelfInspection)).all()
+        assert sorted(opened) == sorted(units)
+
+
+@pytest.mark.db
+def test_two_NEW_TASKs_of_one_number_approved_at_once_add_one(
+    committed: CommittedWard, db_url: str
+) -> None:
+    """Two proposals to add a task, both given the plan's next number, approved at once: the
+    second is refused (number_taken) with its message, not failed on the table's constraint."""
+    with committed.session() as session:
+        ward = committed.ward(session)
+        proposals = [
+            propose_amendment(
+                session,
+                ward.org,
+                session.scalars(select(Plan)).one(),
+                ward.user("vhxh.truong"),
+                kind="add_task",
+                changes={**NEW_TASK, "content": content},
+                reason="Bổ sung nhiệm vụ",
+                now=ward.clock.now(),
+                trail=AuditTrail(),
+            )
+            for content in (NEW_TASK["content"], "Số hóa sổ hộ tịch")
+        ]
+        session.commit()
+        ids = [p.id for p in proposals]
+        assert proposals[0].task_number == proposals[1].task_number
+
+    waited = behind(committed, db_url, approval(ids[0]), approval(ids[1]))
+
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == "number_taken"
+    with committed.session() as session:
+        number = proposals[0].task_number
+        added = session.scalars(select(PlanTask.content).where(PlanTask.number == number)).all()
+        assert added == [NEW_TASK["content"]]
