@@ -10,6 +10,7 @@ from datetime import datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workflow.db import hold_ward
@@ -102,9 +103,9 @@ def create_user(
     username = username.strip().lower()
     if not username:
         raise DomainError("invalid_username", "Tên đăng nhập không được để trống.")
-    hold_ward(session, org.id)  # two creations of one name at once: the second is refused
+    taken = DomainError("username_taken", f"Tên đăng nhập “{username}” đã được sử dụng.")
     if find_user(session, username) is not None:
-        raise DomainError("username_taken", f"Tên đăng nhập “{username}” đã được sử dụng.")
+        raise taken
     role_names = _roles(roles)
     if not role_names:
         raise DomainError("role_required", "Mỗi tài khoản cần ít nhất một vai trò.")
@@ -125,8 +126,15 @@ def create_user(
         created_at=now,
     )
     user.roles = [UserRole(role=r) for r in role_names]
-    session.add(user)
-    session.flush()
+    try:
+        # Names are unique across wards: one taken by another request meanwhile, in this ward
+        # or another, is refused like one taken before, not failed on the constraint.
+        with session.begin_nested():
+            session.add(user)
+    except IntegrityError:
+        if find_user(session, username) is None:
+            raise
+        raise taken from None
     trail.record(
         session,
         org,
@@ -214,6 +222,7 @@ def _held(session: Session, org: Organization, user: User) -> None:
     double click, two administrators), the second sees what the first committed, so that it
     is refused as unchanged rather than logged twice, or logs the roles it really replaced."""
     _in_ward(org, user)
+    session.flush()  # a refresh would drop changes not yet flushed
     session.refresh(user, with_for_update={"key_share": True})
 
 

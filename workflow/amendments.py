@@ -244,7 +244,7 @@ def _task(session: Session, plan: Plan, number: object, *, lock: bool = False) -
         raise DomainError("unknown_task", "Cần chọn nhiệm vụ cần điều chỉnh (số thứ tự).")
     stmt = select(PlanTask).where(PlanTask.plan_id == plan.id, PlanTask.number == number)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(key_share=True)
     task = session.scalars(stmt).one_or_none()
     if task is None:
         raise DomainError("unknown_task", f"Kế hoạch không có nhiệm vụ số {number}.")
@@ -587,7 +587,7 @@ def _load(session: Session, org: Organization, amendment_id: int) -> PlanAmendme
         select(PlanAmendment)
         .join(Plan, PlanAmendment.plan_id == Plan.id)
         .where(PlanAmendment.id == amendment_id, Plan.organization_id == org.id)
-        .with_for_update(of=PlanAmendment)
+        .with_for_update(of=PlanAmendment, key_share=True)
     ).one_or_none()
     if amendment is None:
         raise DomainError("not_found", f"Không tìm thấy đề xuất điều chỉnh số {amendment_id}.")
@@ -681,7 +681,7 @@ class _Application:
                     select(TaskInstance)
                     .where(TaskInstance.plan_task_id == task.id)
                     .order_by(TaskInstance.id)
-                    .with_for_update()
+                    .with_for_update(key_share=True)
                 )
             )
         if "leads" in changes:
@@ -738,10 +738,13 @@ class _Application:
             self.amendment.plan_task_id = self.task.id
             self._create_missing({})
             return
-        for instance in self._open():
-            # Their definition changed: a view of one from before is stale, and a transition
-            # waiting for the lock this approval holds reads the instance again.
-            instance.touch(self.now)
+        if "products" in self.changes:
+            # What a submission must cover changed: one waiting for the lock this approval
+            # holds reads the instance again, and a page from before is stale. (A moved lead or
+            # timeframe moves its instances itself; nothing else here is read by a transition.)
+            for instance in self._open():
+                if instance.state == TaskState.IN_PROGRESS:
+                    instance.touch(self.now)
         successors: dict[str, str] = {}
         if "leads" in self.changes:
             successors = self._move_leads(old_leads, list(self.task.leads))

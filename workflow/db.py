@@ -81,7 +81,7 @@ def hold_ward(session: Session, organization_id: int) -> None:
     after the other: the second checks what the first committed. FOR NO KEY UPDATE: rows that
     refer to the ward can still be written meanwhile. SQLite: BEGIN IMMEDIATE has already
     serialised the whole transaction."""
-    if session.get_bind().dialect.name != "sqlite":
+    if session.connection().dialect.name != "sqlite":
         session.execute(
             select(Organization.id)
             .where(Organization.id == organization_id)

@@ -152,14 +152,16 @@ class Engine:
         if lock:
             # PostgreSQL serialises writers on the row; SQLite already holds the write lock
             # (BEGIN IMMEDIATE). The row is locked by a statement of its own, before the
-            # joined read: a SELECT ... FOR UPDATE that waits for another writer gets the
+            # joined read: a SELECT ... FOR [NO KEY] UPDATE that waits for another writer gets the
             # instance as committed but re-checks its joins against the other tables as its
             # snapshot saw them before the wait, so an instance handed to another unit
             # meanwhile would not be found at all. The read after the lock sees what the
             # other writer committed (READ COMMITTED: every statement its own snapshot).
-            if self.session.get_bind().dialect.name != "sqlite":
+            if self.session.connection().dialect.name != "sqlite":
                 locked = self.session.execute(
-                    select(TaskInstance.id).where(TaskInstance.id == instance_id).with_for_update()
+                    select(TaskInstance.id)
+                    .where(TaskInstance.id == instance_id)
+                    .with_for_update(key_share=True)  # FOR NO KEY UPDATE, as fire's read
                 ).first()
                 if locked is None:
                     raise DomainError("not_found", f"Không tìm thấy nhiệm vụ số {instance_id}.")
@@ -718,7 +720,8 @@ class Engine:
             requested_at=now,
         )
         self.session.add(request)
-        instance.touch(now)  # what a submission must cover has changed
+        if instance.state == TaskState.IN_PROGRESS:
+            instance.touch(now)  # what its submission must cover has changed
         self._flush()
         self.trail.record(
             self.session,
@@ -1052,8 +1055,9 @@ _READ_SQL = (
     "JOIN plan p ON p.id = pt.plan_id "
     "LEFT JOIN evidence e ON e.instance_id = ti.id AND e.withdrawn_at IS NULL"
 )
-# PostgreSQL locks the instance's row in a subquery of its own (FOR UPDATE), so that the
-# joins above it carry no row marks. A writer that waited there for another transaction's
+# PostgreSQL locks the instance's row in a subquery of its own, so that the joins above it carry
+# no row marks; FOR NO KEY UPDATE: the instance's writers queue, while rows that refer to it (a
+# notification, say) can still be inserted. A writer that waited there for another transaction's
 # lock gets the instance's row as that one committed it, but everything else (the evidence,
 # the explanations, the requests) as the statement's snapshot, taken before, saw it: the
 # last column, the instance's version in that snapshot, tells, and the read is then made
@@ -1062,7 +1066,7 @@ _READ_SQL = (
 _INSTANCE = {
     True: "(SELECT "  # noqa: S608 - names from _INSTANCE_COLUMNS
     + ", ".join(_INSTANCE_COLUMNS)
-    + " FROM task_instance WHERE id = {p} FOR UPDATE)",
+    + " FROM task_instance WHERE id = {p} FOR NO KEY UPDATE)",
     False: "task_instance",
 }
 _SEEN = {True: ", (SELECT s.version FROM task_instance s WHERE s.id = ti.id)", False: ""}

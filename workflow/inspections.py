@@ -509,6 +509,11 @@ def conclude_inspection(
     the inspected unit (assigned, with its due date), followed through the usual lifecycle."""
     record = load_inspection(session, org, inspection_id)
     person = oversight.checked("conclude_inspection", leader, org, record.unit.code)
+    # Two conclusions at once, of one inspection or of two units', queue on the ward's row: the
+    # second reads the inspection as the first left it, and numbers its corrective tasks after
+    # the first's.
+    hold_ward(session, org.id)
+    session.refresh(record)
     oversight.check_version(record.version, expected_version, "Cuộc kiểm tra")
     _move(record, "conclude", check_only=True)
     notice_number, text = oversight.text(number), oversight.text(conclusion)
@@ -525,9 +530,6 @@ def conclude_inspection(
                 f"Hạn khắc phục {order.due:%d/%m/%Y} đã qua: cần một ngày từ hôm nay trở đi.",
             )
     plan = plan_of_year(session, org, record.year)
-    # Two conclusions at once (of two units' inspections) would number their corrective tasks
-    # alike: the second numbers after the first's.
-    hold_ward(session, org.id)
     before = {"state": record.state, "version": record.version}
     _move(record, "conclude")
     record.conclusion_number, record.conclusion_text = notice_number, text

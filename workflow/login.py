@@ -29,6 +29,10 @@ def _actor(user: User) -> Actor:
     return Actor(user=user.username, unit=user.unit.code if user.unit else None, role="user")
 
 
+def _locked_out(user: User, now: datetime) -> bool:
+    return user.locked_until is not None and user.locked_until > now
+
+
 def sign_in(
     session: Session, username: str, password: str, *, now: datetime, trail: AuditTrail
 ) -> SignInOutcome:
@@ -39,11 +43,19 @@ def sign_in(
         # An unknown name belongs to no ward's log; the server log keeps it.
         log.info("sign-in refused for unknown or inactive account %r", username)
         return SignInOutcome(None, BAD_CREDENTIALS)
+    # The slow hash first, on the copy just read, so that the account's row is not held
+    # locked while it runs (none for an account locked out: a guess there is not even tried).
+    matches = None if _locked_out(user, now) else password_matches(user, password)
+    seen = user.password_hash
     # The account's row, read again under its lock: two attempts at once count one after the
-    # other, and each sees the lock-out the other may have set.
+    # other, and each sees a deactivation, a lock-out or a new password committed meanwhile.
     session.refresh(user, with_for_update={"key_share": True})
+    if not user.active:
+        log.info("sign-in refused for account %r, deactivated meanwhile", username)
+        return SignInOutcome(None, BAD_CREDENTIALS)
     org = session.get_one(Organization, user.organization_id)
-    if user.locked_until is not None and user.locked_until > now:
+    if _locked_out(user, now):
+        assert user.locked_until is not None
         trail.record(
             session,
             org,
@@ -58,7 +70,9 @@ def sign_in(
             None,
             f"Tài khoản tạm khóa do đăng nhập sai nhiều lần. Vui lòng thử lại sau {minutes} phút.",
         )
-    if not password_matches(user, password):
+    if matches is None or user.password_hash != seen:
+        matches = password_matches(user, password)
+    if not matches:
         user.failed_logins += 1
         details: dict[str, object] = {"failed_attempts": user.failed_logins}
         if user.failed_logins >= MAX_FAILURES:

@@ -237,7 +237,25 @@ def snapshot(session: Session, instance_id: int, *, history: bool = True) -> dic
 # committed, not on what its own reads saw before the wait. On SQLite the second cannot read
 # before the first has committed (BEGIN IMMEDIATE), so these races do not arise there.
 
-WAIT = 0.2  # seconds the holder keeps its transaction open once the other has started
+WAIT = 30.0  # seconds the holder waits, at most, to see the other blocked by its locks
+
+
+def _blocked_by(committed: CommittedWard, holder: int) -> bool:
+    """Whether, within WAIT seconds, some backend is seen waiting for a lock `holder` (a
+    backend's pid) holds: the proof that the attempt really queued behind the holder."""
+    deadline = time.monotonic() + WAIT
+    with committed.db.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE %(holder)s = ANY(pg_blocking_pids(pid))",
+                {"holder": holder},
+            ).scalar_one()
+            conn.rollback()  # a new snapshot of the activity at every look
+            if waiting:
+                return True
+            time.sleep(0.01)
+    return False
 
 
 @dataclass
@@ -284,17 +302,20 @@ def behind(
         except BaseException as exc:  # reported below
             waited.error = exc
 
+    thread = threading.Thread(target=run)
     with committed.session() as session:
         hold(committed.ward(session))
         session.flush()
-        thread = threading.Thread(target=run)
+        holder = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
         thread.start()
-        assert started.wait(timeout=30)
-        time.sleep(WAIT)  # the attempt is now waiting for the holder's lock
-        assert thread.is_alive(), "the attempt did not wait for the transaction holding the lock"
-        session.commit()
-        released_at = time.monotonic()
-    thread.join(timeout=60)
+        try:
+            assert started.wait(timeout=30)
+            blocked = _blocked_by(committed, holder)
+        finally:
+            session.commit()
+            released_at = time.monotonic()
+            thread.join(timeout=60)
+    assert blocked, "the attempt never waited for the transaction holding the lock"
     assert not thread.is_alive()
     assert fired_at and fired_at[0] < released_at
     if waited.error is not None and not isinstance(waited.error, DomainError):

@@ -693,3 +693,50 @@ def test_the_database_refuses_an_impossible_amendment(ward: Ward, values: dict[s
         ward.session.add(PlanAmendment(**row))
         ward.session.flush()
     savepoint.rollback()
+
+
+@pytest.mark.db
+def test_an_approval_makes_only_submissions_to_come_stale(ward: Ward) -> None:
+    """Approved products move the version of the task's instances in progress (what their
+    submission must cover changed) and of no other: a reviewer's open page stays good. A change
+    that no transition reads (the content) moves none."""
+    e, u = ward.engine, ward.user
+    number, working, submitted = next(
+        (n, *found[:2])
+        for n in range(1, 49)
+        if len(found := [i for i in _instances(ward, n) if i.unit.code != "VHXH"]) >= 2
+    )
+    e.fire(working.id, "start", u(f"{working.unit.code.lower()}.canbo"))
+    member = f"{submitted.unit.code.lower()}.canbo"
+    e.fire(submitted.id, "start", u(member))
+    ward.fill_evidence(submitted, member)
+    e.fire(submitted.id, "submit", u(f"{submitted.unit.code.lower()}.truong"))
+    ward.session.flush()
+    seen = {i.id: i.version for i in (working, submitted)}
+
+    products = [p["name"] for p in _task(ward, number).products]
+    _decide(
+        ward, _propose(ward, kind="change_task", task_number=number, changes={"content": "Mới"})
+    )
+    ward.session.flush()
+    assert {i.id: i.version for i in (working, submitted)} == seen
+    _decide(
+        ward,
+        _propose(
+            ward,
+            kind="change_task",
+            task_number=number,
+            changes={"products": [*products, "Báo cáo bổ sung số liệu"]},
+        ),
+    )
+    ward.session.flush()
+    assert (working.version, submitted.version) == (seen[working.id] + 1, seen[submitted.id])
+    review = e.fire(
+        submitted.id,
+        "review",
+        u("vhxh.thamdinh1"),
+        expected_version=seen[submitted.id],
+        findings="Đạt",
+        recommendation="accept",
+    )
+    assert review.after == "reviewed"

@@ -5,7 +5,7 @@ Each decision runs in its own thread with its own Session (its own connection), 
 database. Both read the instance's version (the page they looked at) in a short transaction
 before a barrier; then both fire with expected_version=that version. The winner holds its
 transaction open a moment before committing, so the other is really waiting on it: on
-PostgreSQL at the engine's SELECT ... FOR UPDATE, on SQLite at BEGIN IMMEDIATE.
+PostgreSQL at the engine's SELECT ... FOR NO KEY UPDATE, on SQLite at BEGIN IMMEDIATE.
 """
 
 from __future__ import annotations

@@ -167,3 +167,40 @@ def test_reassignment(ward: Ward) -> None:
     e.reassign(inst.id, u("vhxh.truong"), to_unit="KTHTDT", reason="Đúng chức năng KTHTDT")
     assert inst.unit.code == "KTHTDT" and inst.assignee_id is None
     assert ward.log_size() == size0 + 2
+
+
+@pytest.mark.db
+def test_a_request_makes_only_a_submission_to_come_stale(ward: Ward) -> None:
+    """A request changes what a submission must cover: in progress, the instance's version
+    moves (a page opened before, or a submission that waited for the request, is stale). Once
+    submitted, nothing that is decided reads requests, so a reviewer's open page stays good."""
+    e, u = ward.engine, ward.user
+    inst = ward.instance(11, "VP")
+    e.fire(inst.id, "start", u("vp.canbo"))
+    seen = inst.version
+    e.request_contribution(inst.id, u("vp.canbo"), unit_code="KTHTDT")
+    ward.session.flush()
+    assert inst.version == seen + 1
+
+    e.respond_contribution(
+        e.request_contribution(inst.id, u("vp.canbo"), unit_code="TTPVHCC").id,
+        u("ttpvhcc.truong"),
+        provide=False,
+        reason="Không thuộc lĩnh vực",
+    )
+    e.explain_missing(inst.id, u("vp.canbo"), product=ward.products(inst)[0], text="Đang chờ")
+    ward.fill_evidence(inst, "vp.canbo")
+    e.fire(inst.id, "submit", u("vp.truong"), explanation="KTHTDT chưa gửi số liệu")
+    seen = inst.version
+    e.request_contribution(inst.id, u("vp.canbo"), unit_code="VHXH")
+    ward.session.flush()
+    assert inst.version == seen
+    review = e.fire(
+        inst.id,
+        "review",
+        u("vhxh.thamdinh1"),
+        expected_version=seen,
+        findings="Đủ hồ sơ",
+        recommendation="accept",
+    )
+    assert review.after == "reviewed"

@@ -18,6 +18,7 @@ from definitions.rubric import load_rubric
 from workflow import inspections, sampling
 from workflow.accounts import create_user, set_active, set_roles
 from workflow.amendments import propose_amendment
+from workflow.bootstrap import DEMO_PASSWORD
 from workflow.errors import DomainError
 from workflow.login import sign_in
 from workflow.models import (
@@ -46,6 +47,19 @@ def committed(fresh_db_url: str, tmp_path: Path) -> Iterator[CommittedWard]:
     cw = committed_ward(fresh_db_url, tmp_path / "files")
     yield cw
     cw.db.dispose()
+
+
+def deactivate_member(ward: Ward) -> object:
+    """The administrator deactivates vp.canbo's account."""
+    return set_active(
+        ward.session,
+        ward.org,
+        ward.user("vp.canbo"),
+        False,
+        actor=ADMIN,
+        now=ward.clock.now(),
+        trail=AuditTrail(),
+    )
 
 
 def refused_behind(
@@ -177,15 +191,7 @@ def test_an_account_deactivated_twice_at_once_is_logged_once(
     refused_behind(
         committed,
         db_url,
-        lambda ward: set_active(
-            ward.session,
-            ward.org,
-            ward.user("vp.canbo"),
-            False,
-            actor=ADMIN,
-            now=ward.clock.now(),
-            trail=AuditTrail(),
-        ),
+        deactivate_member,
         "unchanged",
         "user.deactivated",
     )
@@ -312,3 +318,27 @@ def test_two_NEW_TASKs_of_one_number_approved_at_once_add_one(
         number = proposals[0].task_number
         added = session.scalars(select(PlanTask.content).where(PlanTask.number == number)).all()
         assert added == [NEW_TASK["content"]]
+
+
+@pytest.mark.db
+def test_a_sign_in_that_waited_for_a_deactivation_is_refused(
+    committed: CommittedWard, db_url: str
+) -> None:
+    """The right password, while an administrator deactivates the account: once the
+    deactivation commits, the sign-in that waited for it must be refused, not let in."""
+    with committed.session() as session:
+        logged = entries_about(session, "login.succeeded")
+
+    waited = behind(
+        committed,
+        db_url,
+        deactivate_member,
+        lambda ward: sign_in(
+            ward.session, "vp.canbo", DEMO_PASSWORD, now=ward.clock.now(), trail=AuditTrail()
+        ),
+    )
+
+    assert waited.error is None, waited
+    assert waited.result.user is None
+    with committed.session() as session:
+        assert entries_about(session, "login.succeeded") == logged
