@@ -342,3 +342,87 @@ def test_a_sign_in_that_waited_for_a_deactivation_is_refused(
     assert waited.result.user is None
     with committed.session() as session:
         assert entries_about(session, "login.succeeded") == logged
+
+
+def inspections_ready(committed: CommittedWard, units: list[str]) -> list[int]:
+    """The year's sample drawn with `units` in it, their inspections planned and their
+    findings recorded (ready to be concluded), committed: their ids, in `units`' order."""
+    with committed.session() as session:
+        ward = committed.ward(session)
+        args = {"now": ward.clock.now(), "trail": AuditTrail()}
+        inspections.draw_sample(
+            session,
+            ward.org,
+            2026,
+            ward.user("vhxh.truong"),
+            today=date(2026, 11, 30),
+            calendar=load_calendar(),
+            rubric=load_rubric(),
+            seed="x",
+            include=units,
+            **args,
+        )
+        records = {r.unit.code: r for r in inspections.inspections(session, ward.org, 2026)}
+        reviewer = ward.user("vhxh.thamdinh1")
+        for code in units:
+            inspections.plan_inspection(
+                session,
+                ward.org,
+                records[code].id,
+                reviewer,
+                plan_text="Kiểm tra hồ sơ",
+                team=["Công chức VHXH"],
+                scheduled_on=date(2026, 12, 1),
+                **args,
+            )
+            inspections.record_findings(
+                session, ward.org, records[code].id, reviewer, findings="Chậm tiến độ.", **args
+            )
+        session.commit()
+        return [records[code].id for code in units]
+
+
+def conclusion(inspection_id: int) -> Callable[[Ward], object]:
+    return lambda ward: inspections.conclude_inspection(
+        ward.session,
+        ward.org,
+        inspection_id,
+        ward.user("lanhdao"),
+        number="15/TB-UBND",
+        conclusion="Đơn vị cần khắc phục.",
+        corrective=[inspections.CorrectiveOrder("Hoàn thiện hồ sơ", date(2026, 12, 20))],
+        now=ward.clock.now(),
+        trail=AuditTrail(),
+    )
+
+
+@pytest.mark.db
+def test_one_inspection_concluded_twice_at_once_is_concluded_once(
+    committed: CommittedWard, db_url: str
+) -> None:
+    (inspection_id,) = inspections_ready(committed, ["VP"])
+    waited = behind(committed, db_url, conclusion(inspection_id), conclusion(inspection_id))
+    assert isinstance(waited.error, DomainError), waited
+    assert waited.error.code == "invalid_transition"
+    with committed.session() as session:
+        corrective = session.scalars(
+            select(PlanTask.number).where(PlanTask.number > inspections.CORRECTIVE_NUMBER_BASE)
+        ).all()
+        assert corrective == [inspections.CORRECTIVE_NUMBER_BASE + 1]
+
+
+@pytest.mark.db
+def test_two_inspections_concluded_at_once_number_their_tasks_apart(
+    committed: CommittedWard, db_url: str
+) -> None:
+    first, second = inspections_ready(committed, ["VP", "KTHTDT"])
+    waited = behind(committed, db_url, conclusion(first), conclusion(second))
+    assert waited.error is None, waited
+    with committed.session() as session:
+        corrective = session.scalars(
+            select(PlanTask.number)
+            .where(PlanTask.number > inspections.CORRECTIVE_NUMBER_BASE)
+            .order_by(PlanTask.number)
+        ).all()
+        base = inspections.CORRECTIVE_NUMBER_BASE
+        assert corrective == [base + 1, base + 2]
