@@ -38,6 +38,9 @@ from workflow.trail import Actor, AuditTrail
 from ._helpers import CommittedWard, approval, behind, committed_ward, entries_about
 from .conftest import Ward
 from .test_amendments import NEW_TASK
+from .test_selfinspection import IN_SCOPE as SELF_INSPECTED
+from .test_selfinspection import Steps as SelfInspectionSteps
+from .test_selfinspection import units_heads
 
 ADMIN = Actor("quantri", None, "admin")
 
@@ -426,3 +429,23 @@ def test_two_inspections_concluded_at_once_number_their_tasks_apart(
         ).all()
         base = inspections.CORRECTIVE_NUMBER_BASE
         assert corrective == [base + 1, base + 2]
+
+
+@pytest.mark.db
+def test_a_year_closed_twice_at_once_is_closed_once(committed: CommittedWard, db_url: str) -> None:
+    """A double click on "close the year", once every unit's self-inspection is acknowledged:
+    the second is refused as closed, not failed on the table's constraint."""
+    with committed.session() as session:
+        steps = SelfInspectionSteps(committed.ward(session))
+        steps.open()
+        for unit in SELF_INSPECTED:
+            steps.fill(unit, f"{unit.lower()}.canbo")
+            steps.submit(unit, units_heads(unit))
+            steps.decide(unit, "lanhdao" if unit == "VHXH" else "vhxh.truong")
+        session.commit()
+
+    def close(ward: Ward) -> object:
+        SelfInspectionSteps(ward).close()
+        return None
+
+    refused_behind(committed, db_url, close, "year_closed", "year.closed")
