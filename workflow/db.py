@@ -49,9 +49,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **kwargs)
+    _configure_postgresql(engine)
     # The engine's audit appends may go with their transaction's COMMIT (docs/audit.md).
     enable_append_at_commit(engine)
     return engine
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    # The audit log's functions and the literals of an append sent with its COMMIT are
+    # written for standard_conforming_strings = on (PostgreSQL's default since 9.1); a server
+    # or role configured with the old behaviour would read their backslashes as escapes.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SET standard_conforming_strings = on")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()  # a SET rolled back with its transaction would not hold
 
 
 def _configure_sqlite(engine: Engine) -> None:

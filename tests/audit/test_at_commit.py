@@ -567,3 +567,28 @@ def test_a_session_dropped_with_an_append_waiting_gives_its_connection_back(
     finally:
         small.dispose()
         engine.dispose()
+
+
+def test_appends_hold_on_a_server_with_the_old_string_quoting(
+    fresh_db_url: str, keys: Any, tmp_path: Path
+) -> None:
+    """A server or role set to standard_conforming_strings = off reads backslashes in string
+    literals as escapes: the log's functions (compiled with their literals) and the bytea
+    arrays of an append sent with its COMMIT (one append in eight stores nodes) would break.
+    The engines make_engine makes set it on for their connections."""
+    if not fresh_db_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL setting")
+    engine = make_engine(
+        fresh_db_url, connect_args={"options": "-c standard_conforming_strings=off"}
+    )
+    ledger = Ledger(ORIGIN)
+    try:
+        _primed(engine, ledger)
+        for i in range(2, 20):
+            with Session(engine) as session:
+                session.begin()
+                ledger.append_at_commit(session, **_fields(i))
+                session.commit()
+    finally:
+        engine.dispose()
+    _check_log(fresh_db_url, 20, keys, tmp_path, ORIGIN)
