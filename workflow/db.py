@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from audit.ledger import enable_append_at_commit
 from workflow.models import Organization
@@ -90,18 +90,22 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def lock_row(session: Session, key: InstrumentedAttribute[int], value: int) -> bool:
+    """Lock the row whose `key` (its primary key column) is `value` until the transaction
+    ends, by a statement of its own; False if there is no such row. FOR NO KEY UPDATE: the
+    row's writers queue, while rows that refer to it can still be written. On SQLite, BEGIN
+    IMMEDIATE has already serialised the whole transaction: nothing is sent, and True."""
+    if session.connection().dialect.name == "sqlite":
+        return True
+    found = session.execute(select(key).where(key == value).with_for_update(key_share=True)).first()
+    return found is not None
+
+
 def hold_ward(session: Session, organization_id: int) -> None:
     """Lock the ward's row until the transaction ends, so that actions that check the ward's
     records and then write (one sample draw a year, at least one administrator left) run one
-    after the other: the second checks what the first committed. FOR NO KEY UPDATE: rows that
-    refer to the ward can still be written meanwhile. SQLite: BEGIN IMMEDIATE has already
-    serialised the whole transaction."""
-    if session.connection().dialect.name != "sqlite":
-        session.execute(
-            select(Organization.id)
-            .where(Organization.id == organization_id)
-            .with_for_update(key_share=True)
-        )
+    after the other: the second checks what the first committed."""
+    lock_row(session, Organization.id, organization_id)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

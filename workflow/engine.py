@@ -29,7 +29,7 @@ from audit.ledger import AppendedEntry, PendingEntry
 from definitions.units import UnitCatalog, load_units
 from workflow import signals
 from workflow.clock import Clock
-from workflow.db import hold_ward
+from workflow.db import hold_ward, lock_row
 from workflow.errors import DomainError
 from workflow.evidence import EvidenceStore, display_name, sniff
 from workflow.lifecycle import EVENT_LABELS, EVENTS, target_of, transitions_from
@@ -152,19 +152,13 @@ class Engine:
         if lock:
             # PostgreSQL serialises writers on the row; SQLite already holds the write lock
             # (BEGIN IMMEDIATE). The row is locked by a statement of its own, before the
-            # joined read: a SELECT ... FOR [NO KEY] UPDATE that waits for another writer gets the
+            # joined read: a SELECT ... FOR NO KEY UPDATE that waits for another writer gets the
             # instance as committed but re-checks its joins against the other tables as its
             # snapshot saw them before the wait, so an instance handed to another unit
             # meanwhile would not be found at all. The read after the lock sees what the
             # other writer committed (READ COMMITTED: every statement its own snapshot).
-            if self.session.connection().dialect.name != "sqlite":
-                locked = self.session.execute(
-                    select(TaskInstance.id)
-                    .where(TaskInstance.id == instance_id)
-                    .with_for_update(key_share=True)  # FOR NO KEY UPDATE, as fire's read
-                ).first()
-                if locked is None:
-                    raise DomainError("not_found", f"Không tìm thấy nhiệm vụ số {instance_id}.")
+            if not lock_row(self.session, TaskInstance.id, instance_id):
+                raise DomainError("not_found", f"Không tìm thấy nhiệm vụ số {instance_id}.")
             # populate_existing: a row already in the session is refreshed from this read.
             stmt = stmt.execution_options(populate_existing=True)
         instance = self.session.scalars(stmt).one_or_none()
