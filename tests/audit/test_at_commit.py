@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -37,7 +36,7 @@ from audit.schema import audit_entry
 from workflow.db import make_engine
 
 from .conftest import T0
-from .test_concurrency import _check_log, _now
+from .test_concurrency import _check_log, _commit_behind, _now
 
 pytestmark = pytest.mark.db
 ORIGIN = "test.example/at-commit"
@@ -299,14 +298,7 @@ def test_built_on_a_head_not_yet_committed_the_entry_is_written_as_built(
         except BaseException as exc:  # reported below
             outcome.append(exc)
 
-    waiting = threading.Thread(target=second)
-    waiting.start()
-    waiting.join(0.3)
-    assert waiting.is_alive(), "the append did not wait for the head's row lock"
-    first.commit()
-    first.close()
-    waiting.join(10)
-    assert not waiting.is_alive()
+    _commit_behind(first, second, "the append")
     assert outcome == [3] and rebuilt == []
     _check_log(fresh_db_url, 4, keys, tmp_path, ORIGIN)
 

@@ -49,6 +49,19 @@ def _check_log(url: str, expected: int, keys: Any, tmp_path: Path, origin: str =
         engine.dispose()
 
 
+def _commit_behind(first: Session, second: Any, what: str) -> None:
+    """Run `second` in a thread while `first` holds the head's row lock; once `second` is
+    seen waiting for it, commit `first` and let `second` finish."""
+    waiting = threading.Thread(target=second)
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive(), f"{what} did not wait for the head's row lock"
+    first.commit()
+    first.close()
+    waiting.join(10)
+    assert not waiting.is_alive()
+
+
 def _now() -> Any:
     from datetime import UTC, datetime
 
@@ -164,14 +177,7 @@ def test_a_waiting_append_goes_through_when_the_one_before_commits(
             with Session(engine) as session, session.begin():
                 seqs.append(append_n(session, ledger, 1, start=2)[0].seq)
 
-        waiting = threading.Thread(target=second)
-        waiting.start()
-        waiting.join(0.3)
-        assert waiting.is_alive(), "the second append did not wait for the head's row lock"
-        first.commit()
-        first.close()
-        waiting.join(10)
-        assert not waiting.is_alive()
+        _commit_behind(first, second, "the second append")
         # Built on the first's entry before it committed, and written as it was: neither
         # append read the head again.
         assert seqs == [2] and locked == []

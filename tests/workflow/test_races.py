@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from definitions.calendar import load_calendar
-from definitions.rubric import load_rubric
 from workflow import inspections, sampling
 from workflow.accounts import create_user, set_active, set_roles
 from workflow.amendments import propose_amendment
@@ -31,13 +29,14 @@ from workflow.models import (
     User,
     UserRole,
 )
-from workflow.selfinspection import open_self_inspections, units_in_scope
+from workflow.selfinspection import units_in_scope
 from workflow.tokens import create_token, revoke_token
 from workflow.trail import Actor, AuditTrail
 
 from ._helpers import CommittedWard, approval, behind, committed_ward, entries_about
 from .conftest import Ward
 from .test_amendments import NEW_TASK
+from .test_inspections import Steps as InspectionSteps
 from .test_selfinspection import IN_SCOPE as SELF_INSPECTED
 from .test_selfinspection import Steps as SelfInspectionSteps
 from .test_selfinspection import units_heads
@@ -100,18 +99,7 @@ def test_two_sample_draws_at_once_record_one(committed: CommittedWard, db_url: s
     first, second = next((a, b) for a in picks for b in picks if not picks[a] & picks[b])
 
     def draw(seed: str) -> Callable[[Ward], object]:
-        return lambda ward: inspections.draw_sample(
-            ward.session,
-            ward.org,
-            2026,
-            ward.user("vhxh.truong"),
-            now=ward.clock.now(),
-            today=date(2026, 11, 30),
-            calendar=load_calendar(),
-            rubric=load_rubric(),
-            trail=AuditTrail(),
-            seed=seed,
-        )
+        return lambda ward: InspectionSteps(ward).draw(seed=seed)
 
     waited = behind(committed, db_url, draw(first), draw(second))
 
@@ -265,17 +253,7 @@ def test_self_inspections_opened_twice_at_once_are_opened_once(
     unit has its record), neither fails nor duplicates one."""
 
     def open_year(ward: Ward) -> object:
-        return open_self_inspections(
-            ward.session,
-            ward.org,
-            2026,
-            ward.user("vhxh.truong"),
-            now=ward.clock.now(),
-            today=date(2026, 11, 30),
-            calendar=load_calendar(),
-            rubric=load_rubric(),
-            trail=AuditTrail(),
-        )
+        return SelfInspectionSteps(ward).open()
 
     waited = behind(committed, db_url, open_year, open_year)
 
@@ -353,18 +331,7 @@ def inspections_ready(committed: CommittedWard, units: list[str]) -> list[int]:
     with committed.session() as session:
         ward = committed.ward(session)
         args = {"now": ward.clock.now(), "trail": AuditTrail()}
-        inspections.draw_sample(
-            session,
-            ward.org,
-            2026,
-            ward.user("vhxh.truong"),
-            today=date(2026, 11, 30),
-            calendar=load_calendar(),
-            rubric=load_rubric(),
-            seed="x",
-            include=units,
-            **args,
-        )
+        InspectionSteps(ward).draw(seed="x", include=units)
         records = {r.unit.code: r for r in inspections.inspections(session, ward.org, 2026)}
         reviewer = ward.user("vhxh.thamdinh1")
         for code in units:
