@@ -190,7 +190,7 @@ class TaskInstance(Base):
     period_label: Mapped[str] = mapped_column(String(64))
     period_start: Mapped[date] = mapped_column(Date)
     due_date: Mapped[date | None] = mapped_column(Date)
-    state: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(32))  # not indexed: see migration 0015
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     # The current submission: who submitted it, who reviewed it, what the reviewer advised.
     # Kept on the row because the four-eyes rules are checked against them on every decision.

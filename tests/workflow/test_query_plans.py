@@ -1,11 +1,23 @@
-"""The transition's read stays a handful of index lookups however long a task's history is."""
+"""The transition's read stays a handful of index lookups however long a task's history is;
+the transition rewrites no index it need not, and the reads by state go through the ward."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import Engine
+import re
+from collections.abc import Callable
+from datetime import date
+from typing import Any
 
+import pytest
+from sqlalchemy import Engine, event, inspect
+from sqlalchemy.orm import Session
+
+from definitions.calendar import load_calendar
+from workflow import deadlines, queries, reports
 from workflow.engine import _read_sql
+from workflow.trail import AuditTrail
+
+from .conftest import Ward
 
 pytestmark = pytest.mark.db
 
@@ -30,3 +42,82 @@ def test_the_read_of_written_explanations_goes_by_instance_and_kind(
     assert all(
         "ix_remark_instance_kind (instance_id=? AND kind=?)" in step for step in remark_lookups
     ), plan
+
+
+# The columns every lifecycle transition writes (state, version, updated_at): an index holding
+# one of them is rewritten on every transition, two more B-tree pages at each commit.
+_MOVED_BY_EVERY_TRANSITION = {"state", "version", "updated_at"}
+
+
+def test_no_index_of_task_instance_is_rewritten_by_every_transition(engine: Engine) -> None:
+    indexes = inspect(engine).get_indexes("task_instance")
+    assert indexes, "task_instance has its unit and plan-task indexes"
+    rewritten = {
+        index["name"]: sorted(set(index["column_names"]) & _MOVED_BY_EVERY_TRANSITION)
+        for index in indexes
+        if set(index["column_names"]) & _MOVED_BY_EVERY_TRANSITION
+    }
+    # Migration 0015 dropped the index on state: every query filtering on it goes through the
+    # ward's units or plan tasks (the test below).
+    assert rewritten == {}
+
+
+def _statements_on_instances(session: Session, run: Callable[[], object]) -> list[tuple[str, Any]]:
+    seen: list[tuple[str, Any]] = []
+    conn = session.connection()
+
+    def grab(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM task_instance" in statement or "JOIN task_instance" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(conn, "before_cursor_execute", grab)
+    try:
+        run()
+    finally:
+        event.remove(conn, "before_cursor_execute", grab)
+    return seen
+
+
+def test_the_ward_scoped_reads_by_state_reach_instances_through_the_wards_index(
+    ward: Ward,
+) -> None:
+    session = ward.session
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's planner scans tables this small whatever the indexes")
+    calendar = load_calendar()
+    today = date(2026, 6, 1)
+    reads: dict[str, Callable[[], object]] = {
+        "review queue": lambda: reports.review_queue(
+            session, ward.org, today=today, calendar=calendar
+        ),
+        "task list by state": lambda: queries.list_instances(session, ward.org, state="reviewed"),
+        "work list by state": lambda: reports.work_list(
+            session, ward.org, today=today, calendar=calendar, state="reviewed"
+        ),
+        "deadline check": lambda: deadlines.tick_tasks(
+            session,
+            ward.org,
+            today=today,
+            now=ward.clock.now(),
+            calendar=calendar,
+            trail=AuditTrail(),
+        ),
+    }
+    for name, run in reads.items():
+        statements = _statements_on_instances(session, run)
+        assert statements, name
+        for statement, parameters in statements:
+            plan = [
+                row[-1]
+                for row in session.connection().exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + statement, parameters
+                )
+            ]
+            on_instances = [s for s in plan if re.match(r"(SCAN|SEARCH) task_instance\b", s)]
+            assert on_instances, (name, plan)
+            assert all(
+                s.startswith("SEARCH task_instance USING INDEX ix_task_instance_unit_due")
+                or s.startswith("SEARCH task_instance USING INDEX ix_task_instance_plan_task_id")
+                or s.startswith("SEARCH task_instance USING INTEGER PRIMARY KEY")
+                for s in on_instances
+            ), (name, plan)
