@@ -73,10 +73,16 @@ def clean_email(value: str | None) -> str | None:
     return f"{local}@{domain.lower()}"
 
 
-def _replace_password(user: User, password: str) -> None:
-    """Set a new password (length rule checked) and lift the sign-in throttle."""
+def _new_password_hash(password: str) -> str:
+    """The hash of a new password, its length rule checked. Hashing is slow on purpose, so it
+    runs before the account's row is locked."""
     _check_password(password)
-    user.password_hash = hash_password(password)
+    return hash_password(password)
+
+
+def _replace_password(user: User, password_hash: str) -> None:
+    """Set the new password's hash and lift the sign-in throttle."""
+    user.password_hash = password_hash
     user.failed_logins = 0
     user.locked_until = None
 
@@ -195,7 +201,11 @@ def set_password(
     now: datetime,
     trail: AuditTrail,
 ) -> None:
-    _replace_password(user, password)
+    """The person changes their own password (the same length rule). Audited; the caller
+    commits."""
+    password_hash = _new_password_hash(password)
+    _held(session, org, user)
+    _replace_password(user, password_hash)
     session.flush()
     # The log records that the password changed, never the password or its hash.
     trail.record(
@@ -344,9 +354,12 @@ def reset_password(
 ) -> None:
     """An administrator sets a new password for someone (same length rule as always); the
     sign-in throttle is cleared. The log records the reset, never the password."""
-    _in_ward(org, user)
+    password_hash = _new_password_hash(password)
+    # Read under the lock: a lock-out committed meanwhile is then seen, logged and lifted (the
+    # ORM writes only what differs from what it read).
+    _held(session, org, user)
     was_locked = user.locked_until is not None and user.locked_until > now
-    _replace_password(user, password)
+    _replace_password(user, password_hash)
     session.flush()
     trail.record(
         session,

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from audit.ledger import Ledger
 from workflow import inspections, sampling
-from workflow.accounts import create_user, set_active, set_roles
+from workflow.accounts import create_user, reset_password, set_active, set_roles
 from workflow.amendments import propose_amendment
 from workflow.bootstrap import DEMO_PASSWORD
 from workflow.errors import DomainError
-from workflow.login import sign_in
+from workflow.login import MAX_FAILURES, sign_in
 from workflow.models import (
     Inspection,
     InspectionDraw,
@@ -33,7 +34,7 @@ from workflow.selfinspection import units_in_scope
 from workflow.tokens import create_token, revoke_token
 from workflow.trail import Actor, AuditTrail
 
-from ._helpers import CommittedWard, approval, behind, committed_ward, entries_about
+from ._helpers import ORIGIN, CommittedWard, approval, behind, committed_ward, entries_about
 from .conftest import Ward
 from .test_amendments import NEW_TASK
 from .test_inspections import Steps as InspectionSteps
@@ -416,3 +417,45 @@ def test_a_year_closed_twice_at_once_is_closed_once(committed: CommittedWard, db
         return None
 
     refused_behind(committed, db_url, close, "year_closed", "year.closed")
+
+
+@pytest.mark.db
+def test_a_reset_that_waited_for_a_lock_out_logs_the_unlocking(
+    committed: CommittedWard, db_url: str
+) -> None:
+    """An administrator resets a password while wrong passwords lock the account out: the
+    reset, read before the lock-out and run after it, must clear it and log that it did."""
+
+    def lock_out(ward: Ward) -> object:
+        for _ in range(MAX_FAILURES):
+            sign_in(
+                ward.session, "vp.canbo", "sai-mat-khau", now=ward.clock.now(), trail=AuditTrail()
+            )
+        return None
+
+    def reset(ward: Ward) -> object:
+        return reset_password(
+            ward.session,
+            ward.org,
+            ward.user("vp.canbo"),
+            "mat-khau-moi-2026",
+            actor=ADMIN,
+            now=ward.clock.now(),
+            trail=AuditTrail(),
+        )
+
+    waited = behind(
+        committed,
+        db_url,
+        lock_out,
+        reset,
+        prepare=lambda ward: ward.user("vp.canbo"),  # the page the administrator came from
+    )
+
+    assert waited.error is None, waited
+    with committed.session() as session:
+        user = committed.ward(session).user("vp.canbo")
+        assert user.failed_logins == 0
+        assert user.locked_until is None
+        [entry] = Ledger(ORIGIN).entries(session, action="user.password_reset").items
+        assert entry.content()["details"] == {"unlocked": True}
