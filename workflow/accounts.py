@@ -91,6 +91,19 @@ def find_user(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
 
 
+def _taken(org: Organization, username: str, holder: User) -> DomainError:
+    """The refusal of a taken username. Names are unique across every ward of the database,
+    so an administrator who finds no such account in their own ward is told it is in another
+    (not which one)."""
+    if holder.organization_id != org.id:
+        return DomainError(
+            "username_taken",
+            f"Tên đăng nhập “{username}” đã được một tài khoản ở phường khác sử dụng "
+            "(tên đăng nhập không được trùng trong toàn hệ thống). Vui lòng chọn tên khác.",
+        )
+    return DomainError("username_taken", f"Tên đăng nhập “{username}” đã được sử dụng.")
+
+
 def create_user(
     session: Session,
     org: Organization,
@@ -109,9 +122,9 @@ def create_user(
     username = username.strip().lower()
     if not username:
         raise DomainError("invalid_username", "Tên đăng nhập không được để trống.")
-    taken = DomainError("username_taken", f"Tên đăng nhập “{username}” đã được sử dụng.")
-    if find_user(session, username) is not None:
-        raise taken
+    holder = find_user(session, username)
+    if holder is not None:
+        raise _taken(org, username, holder)
     role_names = _roles(roles)
     if not role_names:
         raise DomainError("role_required", "Mỗi tài khoản cần ít nhất một vai trò.")
@@ -138,9 +151,10 @@ def create_user(
         with session.begin_nested():
             session.add(user)
     except IntegrityError:
-        if find_user(session, username) is None:
+        holder = find_user(session, username)
+        if holder is None:
             raise
-        raise taken from None
+        raise _taken(org, username, holder) from None
     trail.record(
         session,
         org,

@@ -92,3 +92,30 @@ def test_another_wards_staff_cannot_act_or_read(ward: Ward) -> None:
         == "not_permitted"
     )
     assert ward.log_size() == size + 2  # only the start and the request
+
+
+@pytest.mark.db
+def test_a_username_of_another_ward_is_refused_as_such(ward: Ward) -> None:
+    """Usernames are unique across the database: an administrator who cannot find the name in
+    their own ward is told it is used in another one, without being told which."""
+    with pytest.raises(DomainError) as elsewhere:
+        _other_ward_user(ward, "vp.canbo", "VP", ("member",))
+    assert elsewhere.value.code == "username_taken"
+    assert "phường khác" in elsewhere.value.message
+    assert "Trần Hưng Đạo" not in elsewhere.value.message
+
+    with pytest.raises(DomainError) as here:
+        create_user(
+            ward.session,
+            ward.org,
+            username="VP.Canbo",
+            full_name="X",
+            unit=None,
+            roles=("member",),
+            password=None,
+            actor=SYSTEM,
+            now=T0,
+            trail=AuditTrail(),
+        )
+    assert here.value.code == "username_taken"
+    assert here.value.message == "Tên đăng nhập “vp.canbo” đã được sử dụng."
