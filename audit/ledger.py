@@ -132,6 +132,12 @@ class _Head:
     last_leaf: bytes
     checkpoint_size: int | None
     checkpoint_at: datetime | None = field(default=None)
+    # The log's row was created by the transaction that holds this head (or may have been).
+    # On PostgreSQL such a head is published as the process's known head only once that
+    # transaction has committed (_on_commit): until then other transactions neither see the
+    # row nor wait for it, so an append built on it and sent with another COMMIT would find
+    # no log and fail that COMMIT.
+    new_log: bool = field(default=False)
 
 
 def _connection(executor: Executor) -> Connection:
@@ -341,7 +347,7 @@ class _Built:
         """`head` moved past this entry (its checkpoint fields as they were)."""
         return _Head(
             head.id, self.tree.size, self.tree_bytes, self.leaf, head.checkpoint_size,
-            head.checkpoint_at,
+            head.checkpoint_at, head.new_log,
         )  # fmt: skip
 
 
@@ -384,6 +390,13 @@ _CHAIN_WAIT = 0.25  # seconds
 # Connection.info key: (a weak reference to the root transaction, {origin: head}) of the logs
 # whose head row lock that transaction holds because it appended to them.
 _HELD = "cchc_audit_heads_held"
+
+
+def _publish(key: tuple[str, str], head: _Head) -> None:
+    """Make `head` what this process's next PostgreSQL append builds on, unless its log's row
+    may not be committed yet (_Head.new_log; _on_commit publishes it then)."""
+    if not head.new_log:
+        _KNOWN_HEADS[key] = head
 
 
 def _held_heads(conn: Connection) -> dict[str, _Head]:
@@ -573,10 +586,20 @@ def _send_waiting(conn: Connection, *_args: Any) -> None:
 
 
 def _on_commit(conn: Connection) -> None:
-    """The engine's COMMIT listener: the waiting append and the COMMIT in one message."""
+    """The engine's COMMIT listener: the waiting append and the COMMIT in one message. A
+    transaction that created a log publishes that log's head once its COMMIT has gone
+    through (it runs the COMMIT itself here; SQLAlchemy's then finds nothing to commit)."""
+    created = [(origin, h) for origin, h in _held_heads(conn).items() if h.new_log]
     waiting = _take_waiting(conn)
     if waiting is not None:
         _send(conn, waiting, commit=True)
+    if created:
+        if waiting is None:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.commit()
+        for origin, head in created:
+            _KNOWN_HEADS[_log_key(conn, origin)] = dataclasses.replace(head, new_log=False)
 
 
 def enable_append_at_commit(engine: Any) -> None:
@@ -706,9 +729,13 @@ class Ledger:
     def _locked_head(self, conn: Connection, cur: Any = None) -> _Head:
         head = self._head(conn, lock=True, cur=cur)
         if head is None:
+            # Created here, or by a transaction that committed while ensure_log waited: either
+            # way marked on PostgreSQL, whose appends publish it only once this transaction
+            # commits (see _Head.new_log). SQLite's writers wait for the whole transaction.
             ensure_log(conn, self.origin)
             head = self._head(conn, lock=True, cur=cur)
-        assert head is not None  # ensure_log just created it
+            assert head is not None  # ensure_log just created it
+            head.new_log = conn.dialect.name == "postgresql"
         return head
 
     def append(
@@ -854,7 +881,7 @@ class Ledger:
                     chain.release()
         if done is None:
             done = self._locked_write(conn, cur, f, pg=True)
-            _KNOWN_HEADS[key] = done[1]
+            _publish(key, done[1])
         _hold(conn, own, self.origin, done[1])
         return done[0]
 
@@ -871,7 +898,7 @@ class Ledger:
         if e.checkpoint is not None:
             return None
         moved_to = e.head_after(head)
-        _KNOWN_HEADS[key] = moved_to
+        _publish(key, moved_to)
         pre, post = _around_link(e.body)
         try:
             cur.execute(_PG_APPEND_SQL, self._append_params(head, e, f, pre, post), prepare=True)
@@ -892,7 +919,8 @@ class Ledger:
             return AppendedEntry(e.seq, e.leaf, e.body, None), moved_to
         else:
             done = self._rebuilt(now, written_seq, rebuilt, pre, post)
-        _KNOWN_HEADS[key] = done[1]
+        if not head.new_log:
+            _publish(key, done[1])
         return done
 
     def _stored_past_head(self, seq: int, outcome: str) -> ConcurrentAppendError:

@@ -427,3 +427,36 @@ def test_an_append_on_a_connection_without_a_transaction_does_not_crash(
             conn.rollback()
     finally:
         engine.dispose()
+
+
+def test_an_append_at_commit_waits_for_the_transaction_that_creates_the_log(
+    fresh_db_url: str, keys: Any, tmp_path: Path, append: Any
+) -> None:
+    """The first append to a log creates its head row. Until that transaction commits, no
+    other transaction sees the row, nor waits for it: an append sent with another COMMIT and
+    built on the head the first one left found no log and failed that COMMIT (seen once in
+    CI, in test_threads_append_without_gaps). It must wait for the log instead, and follow."""
+    engine = _pg_engine(fresh_db_url)
+    ledger = Ledger(ORIGIN)
+    seqs: list[int] = []
+    try:
+        first = Session(engine)
+        first.begin()
+        append(first, ledger, 1)  # creates the log, and holds its head until it commits
+
+        def second() -> None:
+            with Session(engine) as session, session.begin():
+                entry = ledger.append_at_commit(
+                    session,
+                    ts=_now(),
+                    actor={"user": "u", "unit": "U", "role": "member"},
+                    action="stress.append",
+                    object={"type": "worker", "id": "1"},
+                )
+            seqs.append(entry.seq)
+
+        _commit_behind(first, second, "the append at the second COMMIT")
+        assert seqs == [1]
+    finally:
+        engine.dispose()
+    _check_log(fresh_db_url, 2, keys, tmp_path)
