@@ -217,6 +217,7 @@ def set_password(
 ) -> None:
     """The person changes their own password (the same length rule). Audited; the caller
     commits."""
+    _in_ward(org, user)
     password_hash = _new_password_hash(password)
     _held(session, org, user)
     _replace_password(user, password_hash)
@@ -368,6 +369,7 @@ def reset_password(
 ) -> None:
     """An administrator sets a new password for someone (same length rule as always); the
     sign-in throttle is cleared. The log records the reset, never the password."""
+    _in_ward(org, user)
     password_hash = _new_password_hash(password)
     # Read under the lock: a lock-out committed meanwhile is then seen, logged and lifted (the
     # ORM writes only what differs from what it read).

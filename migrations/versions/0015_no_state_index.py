@@ -4,8 +4,8 @@ Every lifecycle transition changes an instance's state, so the index on state co
 transition a deletion and an insertion in a second B-tree (on SQLite two more pages in the
 WAL at each commit, about a twentieth of a transition's time). Nothing needs it: every query
 that filters on state is scoped to one ward and reaches that ward's instances through its
-units (ix_task_instance_unit_due), a few dozen a unit a year, so the state is checked on rows
-already read. Measured on 30 wards' instances (20,880 rows, 29/11): the review queue and the
+units or its plan's tasks (ix_task_instance_unit_due, ix_task_instance_plan_task_id), a few
+dozen a unit a year, so the state is checked on rows already read. Measured on 30 wards' instances (20,880 rows, 29/11): the review queue and the
 lists by state took the same time without it on SQLite; on PostgreSQL the planner scanned the
 table instead (4.3 ms against 3.0), and scans through the units once tables grow.
 
