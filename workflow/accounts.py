@@ -219,7 +219,7 @@ def set_password(
     commits."""
     _in_ward(org, user)
     password_hash = _new_password_hash(password)
-    _held(session, org, user)
+    _read_again_locked(session, user)
     _replace_password(user, password_hash)
     session.flush()
     # The log records that the password changed, never the password or its hash.
@@ -247,6 +247,11 @@ def _held(session: Session, org: Organization, user: User) -> None:
     double click, two administrators), the second sees what the first committed, so that it
     is refused as unchanged rather than logged twice, or logs the roles it really replaced."""
     _in_ward(org, user)
+    _read_again_locked(session, user)
+
+
+def _read_again_locked(session: Session, user: User) -> None:
+    """`_held` once the ward is checked (a password change checks it before hashing)."""
     session.flush()  # a refresh would drop changes not yet flushed
     session.refresh(user, with_for_update={"key_share": True})
 
@@ -373,7 +378,7 @@ def reset_password(
     password_hash = _new_password_hash(password)
     # Read under the lock: a lock-out committed meanwhile is then seen, logged and lifted (the
     # ORM writes only what differs from what it read).
-    _held(session, org, user)
+    _read_again_locked(session, user)
     was_locked = user.locked_until is not None and user.locked_until > now
     _replace_password(user, password_hash)
     session.flush()
