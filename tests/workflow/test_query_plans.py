@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Connection, Engine, event, inspect
 from sqlalchemy.orm import Session
 
 from definitions.calendar import load_calendar
@@ -23,6 +23,11 @@ from .conftest import Ward
 pytestmark = pytest.mark.db
 
 
+def _sqlite_plan(conn: Connection, statement: str, parameters: Any) -> list[str]:
+    """SQLite's query plan for `statement`: its steps, in words."""
+    return [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+
+
 @pytest.mark.parametrize("submission", [False, True])
 def test_the_read_of_written_explanations_goes_by_instance_and_kind(
     engine: Engine, submission: bool
@@ -30,12 +35,7 @@ def test_the_read_of_written_explanations_goes_by_instance_and_kind(
     if engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL's planner scans tables this small whatever the indexes")
     with engine.connect() as conn:
-        plan = [
-            row[-1]
-            for row in conn.exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + _read_sql(False, submission), (1,)
-            )
-        ]
+        plan = _sqlite_plan(conn, _read_sql(False, submission), (1,))
     remark_lookups = [step for step in plan if step.startswith("SEARCH x ")]
     # Without the (instance_id, kind) index (migration 0010) each of these visited every
     # remark of the instance: comments, findings and returns included.
@@ -79,39 +79,31 @@ def _statements_on_instances(session: Session, run: Callable[[], object]) -> lis
     return seen
 
 
-_WARDS_INDEXES = ("ix_task_instance_unit_due", "ix_task_instance_plan_task_id")
+# The indexes by which a ward's instances are reached, and the column each is looked up by.
+_WARD_KEYS = {
+    "ix_task_instance_unit_due": "unit_id",
+    "ix_task_instance_plan_task_id": "plan_task_id",
+    "pk_task_instance": "id",  # SQLite's rowid: "USING INTEGER PRIMARY KEY"
+}
 
 
 def _sqlite_reads_of_instances(session: Session, statement: str, parameters: Any) -> list[str]:
     """How SQLite reaches task_instance in `statement`: each step, in words."""
-    plan = [
-        row[-1]
-        for row in session.connection().exec_driver_sql(
-            "EXPLAIN QUERY PLAN " + statement, parameters
-        )
-    ]
+    plan = _sqlite_plan(session.connection(), statement, parameters)
     steps = [s for s in plan if re.match(r"(SCAN|SEARCH) task_instance\b", s)]
     return [
         "by the ward"
-        if any(s.startswith(f"SEARCH task_instance USING INDEX {ix} ") for ix in _WARDS_INDEXES)
+        if any(s.startswith(f"SEARCH task_instance USING INDEX {ix} ") for ix in _WARD_KEYS)
         or s.startswith("SEARCH task_instance USING INTEGER PRIMARY KEY")
         else s
         for s in steps
     ]
 
 
-# The indexes by which a ward's instances are reached, and the column each is looked up by.
-_PG_KEYS = {
-    "ix_task_instance_unit_due": "unit_id",
-    "ix_task_instance_plan_task_id": "plan_task_id",
-    "pk_task_instance": "id",
-}
-
-
 def _looked_up_by_key(node: dict[str, Any]) -> bool:
-    """A plan node reading task_instance by one of _PG_KEYS with a condition on its column
-    (not a walk through the whole index)."""
-    column = _PG_KEYS.get(node.get("Index Name", ""))
+    """A PostgreSQL plan node reading task_instance by one of _WARD_KEYS with a condition on
+    its column (not a walk through the whole index)."""
+    column = _WARD_KEYS.get(node.get("Index Name", ""))
     return column is not None and f"({column} = " in node.get("Index Cond", "")
 
 
